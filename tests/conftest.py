@@ -1,0 +1,35 @@
+"""Test tiers.
+
+- Fast tier (default, CI): tiny seeded models built in-process, the real fixture files in ../shared/fixtures.
+- `weights`: needs real downloaded weights; each such test skips with the fetch command that would enable it.
+- `gpu`: needs CUDA; skipped here and in CI.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.paths import fixtures_dir
+
+
+def pytest_collection_modifyitems(config, items):
+    no_cuda = pytest.mark.skip(reason="needs a CUDA device (marker `gpu`)")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_cuda)
+
+
+@pytest.fixture(scope="session")
+def fixtures():
+    """Path to ../shared/fixtures; tests that need it skip when it is absent."""
+    root = fixtures_dir()
+    if not root.is_dir():
+        pytest.skip(f"shared fixtures not found at {root} (set ASYRP_FIXTURES)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+    yield
