@@ -99,8 +99,8 @@ def random_inception_weights(seed: int = 0, folder: Path | None = None) -> Path:
 
 
 def load_random_inception(weights: None, device: torch.device, seed: int = 0, layer: str = "2048",
-                          internal_dtype: str = "float32", folder: str | None = None):
-    path = random_inception_weights(seed, None if folder is None else Path(folder))
+                          internal_dtype: str = "float32"):
+    path = random_inception_weights(seed)
     extractor = create_torch_fidelity_extractor(INCEPTION, layer, feature_extractor_weights_path=str(path),
                                                 feature_extractor_internal_dtype=internal_dtype)
     info = {"extractor": INCEPTION, "layer": layer, "internal_dtype": internal_dtype, "random_seed": seed}
