@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from metrics_helpers import random_images
 
 from metrics import EditSet, get_metric
 from metrics.backends import load_backend
-from metrics_helpers import random_images
 
 N = 40
 

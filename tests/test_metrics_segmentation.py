@@ -5,11 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from metrics_helpers import load_fixture_images, load_mask, random_images
 
 from benchmark.errors import DataError
-from metrics import BISENET_FACE_PARSING, CELEBAMASK_HQ, EditSet, LabelSet, get_metric, label_agreement, label_miou
+from metrics import (
+    BISENET_FACE_PARSING,
+    CELEBAMASK_HQ,
+    EditSet,
+    LabelSet,
+    get_metric,
+    label_agreement,
+    label_miou,
+)
 from metrics.backends import load_backend
-from metrics_helpers import load_fixture_images, load_mask, random_images
 
 
 @pytest.fixture(scope="module")

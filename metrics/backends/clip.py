@@ -21,7 +21,7 @@ from PIL import Image
 
 from benchmark.errors import BenchError
 from benchmark.registry import require_choice
-from metrics.backends.registry import register_backend
+from metrics.backends.registry import register_backend, weights_file_path
 
 PREPROCESS_MODES = ("open_clip", "tensor")
 
@@ -71,12 +71,13 @@ class OpenClipEmbedder:
         return self.model.encode_text(tokens).float().cpu()
 
 
-def load_openai_clip(model_name: str):
+def load_openai_clip(model_name: str, file_name: str):
     """Loader for OpenAI CLIP weights in open_clip format (safetensors, or a state dict read weights_only)."""
 
     def loader(weights: Path, device: torch.device, preprocess: str = "open_clip") -> OpenClipEmbedder:
         import open_clip
 
+        weights = weights_file_path(weights, file_name)
         try:
             # OpenAI's checkpoints were trained with QuickGELU; open_clip's plain config names use nn.GELU.
             model = open_clip.create_model(model_name, pretrained=str(weights), force_quick_gelu=True,
@@ -108,13 +109,13 @@ def load_tiny_random_clip(weights: None, device: torch.device, seed: int = 0,
     return OpenClipEmbedder(model, open_clip.get_tokenizer("ViT-B-32"), device=device, preprocess=preprocess)
 
 
-register_backend("clip", "clip-vit-b32-openai", load_openai_clip("ViT-B-32"), model_id="open_clip:ViT-B-32/openai",
+register_backend("clip", "clip-vit-b32-openai", load_openai_clip("ViT-B-32", "open_clip_model.safetensors"), model_id="open_clip:ViT-B-32/openai",
                  weights_file="open_clip_model.safetensors",
                  description="OpenAI CLIP ViT-B/32 (DiffusionCLIP's S_dir default)")
-register_backend("clip", "clip-vit-b16-openai", load_openai_clip("ViT-B-16"), model_id="open_clip:ViT-B-16/openai",
+register_backend("clip", "clip-vit-b16-openai", load_openai_clip("ViT-B-16", "pytorch_model.bin"), model_id="open_clip:ViT-B-16/openai",
                  weights_file="pytorch_model.bin",
                  description="OpenAI CLIP ViT-B/16 (the Asyrp training loss's model)")
-register_backend("clip", "clip-vit-l14-openai", load_openai_clip("ViT-L-14"), model_id="open_clip:ViT-L-14/openai",
+register_backend("clip", "clip-vit-l14-openai", load_openai_clip("ViT-L-14", "pytorch_model.bin"), model_id="open_clip:ViT-L-14/openai",
                  weights_file="pytorch_model.bin",
                  description="OpenAI CLIP ViT-L/14 (the reproduction study's S_dir model)")
 register_backend("clip", "clip-tiny-random", load_tiny_random_clip, model_id="open_clip:tiny-random",

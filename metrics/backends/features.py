@@ -17,9 +17,10 @@ import torch
 from benchmark.atomic import torch_save
 from benchmark.errors import BenchError
 from benchmark.paths import cache_dir
-from metrics.backends.registry import cached_sha256, register_backend
+from metrics.backends.registry import cached_sha256, register_backend, weights_file_path
 
 INCEPTION = "inception-v3-compat"
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
 
 class TorchFidelityFeatures:
@@ -62,6 +63,7 @@ def _check_tensors_only(weights: Path) -> None:
 
 
 def load_inception(weights: Path, device: torch.device, layer: str = "2048", internal_dtype: str = "float32"):
+    weights = weights_file_path(weights, INCEPTION_WEIGHTS_FILE)
     _check_tensors_only(weights)
     extractor = create_torch_fidelity_extractor(INCEPTION, layer, feature_extractor_weights_path=str(weights),
                                                 feature_extractor_internal_dtype=internal_dtype)
@@ -127,7 +129,7 @@ def torch_fidelity_loader(extractor_name: str, **fixed_kwargs: Any):
 
 
 register_backend("fid-features", INCEPTION, load_inception, model_id="torch-fidelity:inception-v3-compat",
-                 weights_file="weights-inception-2015-12-05-6726825d.pth", sha256_prefix="6726825d",
+                 weights_file=INCEPTION_WEIGHTS_FILE, sha256_prefix="6726825d",
                  description="torch-fidelity's TF-compatible Inception-v3 (2015-12-05 weights)")
 register_backend("fid-features", "inception-v3-random", load_random_inception,
                  model_id="torch-fidelity:inception-v3-compat/random", needs_weights=False,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from benchmark.errors import BenchError, DigestMismatchError, MissingWeightsError
 from benchmark.registry import require_choice
-from metrics.backends.registry import cached_sha256, register_backend
+from metrics.backends.registry import cached_sha256, register_backend, weights_file_path
 
 ALIGNMENTS = ("dclip-crop", "dlib-landmarks")
 
@@ -133,6 +133,7 @@ def load_arcface(weights: Path, device: torch.device, alignment: str = "dclip-cr
     from insightface.model_zoo import get_model
 
     require_choice("ArcFace alignment", alignment, list(ALIGNMENTS))
+    weights = weights_file_path(weights, "w600k_r50.onnx")
     model = get_model(str(weights), providers=_onnx_providers(device))
     if model is None or getattr(model, "taskname", None) != "recognition":
         raise BenchError(f"{weights} is not a face-recognition ONNX model that insightface recognises "

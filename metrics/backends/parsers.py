@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from benchmark.errors import BenchError
 from benchmark.registry import require_choice
 from metrics.backends.bisenet import BiSeNet, random_bisenet
-from metrics.backends.registry import register_backend
+from metrics.backends.registry import register_backend, weights_file_path
 from metrics.labels import BISENET_FACE_PARSING, CELEBAMASK_HQ, LabelSet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -51,6 +51,7 @@ class BiSeNetParser:
 
 
 def load_bisenet(weights: Path, device: torch.device, input_size: int = 256, normalize: str = "imagenet"):
+    weights = weights_file_path(weights, "79999_iter.pth")
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net = BiSeNet(len(BISENET_FACE_PARSING))
     try:

@@ -124,6 +124,11 @@ def resolve_weights(entry: BackendEntry, weights: str | os.PathLike | None,
     return path.resolve(), digest
 
 
+def weights_file_path(weights: Path, file_name: str) -> Path:
+    """The weights file itself, whether the caller passed the file or the folder holding it."""
+    return weights / file_name if weights.is_dir() else weights
+
+
 _LOADED: dict[tuple, Any] = {}
 
 
