@@ -19,6 +19,7 @@ import torch
 from pydantic import Field
 
 from benchmark.atomic import save_safetensors
+from benchmark.errors import DataError
 from benchmark.hashing import json_digest, tensor_digest
 from benchmark.paths import cache_dir
 from metrics.aggregate import aggregate_set_statistic
@@ -128,8 +129,6 @@ class KernelDistance(FeatureSetMetric):
         """`auto`: torch-fidelity's default 1000, fitted down to N (all images in every subset) when N < 1000."""
         size = min(1000, n) if self.spec.kid_subset_size == "auto" else int(self.spec.kid_subset_size)
         if size > n or size < 2:
-            from benchmark.errors import DataError
-
             raise DataError(f"KID subset size {size} does not fit N = {n} images (need 2 ≤ size ≤ N)",
                             fix="use kid_subset_size='auto'")
         return size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metrics_helpers import load_fixture_images
+from metrics_helpers import export_tiny_arcface, load_fixture_images
 
 from benchmark.errors import DigestMismatchError
 from metrics import EditSet, get_metric
@@ -28,14 +28,7 @@ def test_dlib_mirror_is_more_similar_than_another_person(faces):
 
 @pytest.fixture(scope="module")
 def tiny_arcface_onnx(tmp_path_factory):
-    """A random 112×112 -> 512 model exported to ONNX; insightface routes it to ArcFaceONNX by its shapes."""
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, stride=4), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, stride=2),
-                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 512)).eval()
-    path = tmp_path_factory.mktemp("onnx") / "tiny_arcface.onnx"
-    torch.onnx.export(net, torch.zeros(1, 3, 112, 112), str(path), input_names=["input"], output_names=["embedding"],
-                      dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}}, dynamo=False)
-    return path
+    return export_tiny_arcface(tmp_path_factory.mktemp("onnx") / "tiny_arcface.onnx")
 
 
 def arcface(weights, **kw):
