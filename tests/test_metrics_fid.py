@@ -11,7 +11,7 @@ from metrics_helpers import random_images
 from metrics import EditSet, get_metric
 from metrics.backends import load_backend
 
-N = 40
+N = 32
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,10 +29,10 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def features(sets):
-    extractor = load_backend("fid-features", "inception-v3-random", device="cpu", layer="64",
-                             internal_dtype="float32")
-    return {"edited": extractor.features(sets.edited).numpy(), "original": extractor.features(sets.original).numpy()}
+def features(sets, cache):
+    """The features the metric itself extracts (and caches), so the references below score exactly those."""
+    f_edit, f_ref, _ = fid_metric(cache).both_features(sets)
+    return {"edited": f_edit, "original": f_ref}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_fid_does_not_depend_on_image_order(sets, cache, tmp_path):
 
 
 def test_features_are_cached_by_content_and_spec(tmp_path):
-    sets = EditSet(edited=random_images(8, 32, seed=30), original=random_images(8, 32, seed=31))
+    sets = EditSet(edited=random_images(4, 32, seed=30), original=random_images(4, 32, seed=31))
     metric = fid_metric(tmp_path, bootstrap_resamples=0)
     first = metric.compute(sets)
     second = metric.compute(sets)
@@ -91,7 +91,7 @@ def test_features_are_cached_by_content_and_spec(tmp_path):
     changed[0, 0, 0, 0] ^= 1  # one bit of one pixel
     third = metric.compute(EditSet(edited=changed, original=sets.original))
     assert third.provenance["feature_cache_hits"] == {"edited": False, "reference": True}
-    other_layer = get_metric("fid@1", backend="inception-v3-random", device="cpu", feature_layer="192",
+    other_layer = get_metric("fid@1", backend="inception-v3-random", device="cpu", feature_layer="2048",
                              cache_dir=tmp_path, bootstrap_resamples=0).compute(sets)
     assert other_layer.provenance["feature_cache_hits"] == {"edited": False, "reference": False}
 
