@@ -91,7 +91,7 @@ def test_features_are_cached_by_content_and_spec(tmp_path):
     changed[0, 0, 0, 0] ^= 1  # one bit of one pixel
     third = metric.compute(EditSet(edited=changed, original=sets.original))
     assert third.provenance["feature_cache_hits"] == {"edited": False, "reference": True}
-    other_layer = get_metric("fid@1", backend="inception-v3-random", device="cpu", feature_layer="2048",
+    other_layer = get_metric("fid@1", backend="inception-v3-random", device="cpu", feature_layer="192",
                              cache_dir=tmp_path, bootstrap_resamples=0).compute(sets)
     assert other_layer.provenance["feature_cache_hits"] == {"edited": False, "reference": False}
 
