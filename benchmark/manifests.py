@@ -594,7 +594,10 @@ class Resolved:
 
 @dataclass(frozen=True)
 class ResolvedSuite:
-    """Everything a run of a suite depends on, resolved to concrete manifests with their digests."""
+    """Everything a run of a suite depends on, resolved to concrete manifests with their digests.
+
+    Only `ResolutionErrors.partial` holds one with None in place of what did not resolve.
+    """
 
     ref: str
     profile: str | None
@@ -612,7 +615,7 @@ class ResolvedSuite:
     def models(self) -> dict[str, Resolved]:
         """Every model manifest the suite needs, keyed by `name@version` (deduplicated)."""
         found = [self.base_model, self.clip_loss_model, *self.ft_checkpoints.values(), *self.metric_backends.values()]
-        return {r.ref: r for r in found}
+        return {r.ref: r for r in found if r is not None}
 
     def manifest_digests(self) -> dict[str, str]:
         """`kind:name@version` -> digest of every manifest used: what `run.manifest_digests` records."""
@@ -630,8 +633,9 @@ class ResolvedSuite:
 class ResolutionErrors(ManifestError):
     """Several problems found while resolving a suite; `problems` holds each one."""
 
-    def __init__(self, suite: str, problems: list[Exception]):
+    def __init__(self, suite: str, problems: list[Exception], partial: ResolvedSuite | None = None):
         self.problems = problems
+        self.partial = partial  # what did resolve (unresolved parts are None), so `validate` can go on
         body = "\n".join(f"  - {p}".replace("\n", "\n    ") for p in problems)
         super().__init__(f"suite {suite}: {len(problems)} problem(s) while resolving:\n{body}",
                          fix="fix each problem listed; `python run_all.py validate --suite ...` lists them too")
@@ -664,16 +668,19 @@ def resolve_suite(ref: str, *, profile: str | None = None, registry: ManifestReg
     loaded = registry.get("suite", ref)
     suite, digest = suite_with_profile(loaded, profile)
     problems: list[Exception] = []
+    seen: dict[tuple[str, str], Resolved | None] = {}
 
     def get(kind: str, r: str | None) -> Resolved | None:
         if r is None:
             return None
-        try:
-            lm = registry.get(kind, r)
-        except BenchError as e:
-            problems.append(e)
-            return None
-        return Resolved(lm.ref, lm.digest, lm.manifest, lm.path)
+        if (kind, r) not in seen:  # a ref used twice is resolved (and reported) once
+            try:
+                lm = registry.get(kind, r)
+                seen[kind, r] = Resolved(lm.ref, lm.digest, lm.manifest, lm.path)
+            except BenchError as e:
+                problems.append(e)
+                seen[kind, r] = None
+        return seen[kind, r]
 
     dataset = get("dataset", suite.dataset)
     train_dataset = get("dataset", suite.train.dataset) if suite.train else None
@@ -707,10 +714,10 @@ def resolve_suite(ref: str, *, profile: str | None = None, registry: ManifestReg
         if r is not None:
             backends[m.key] = r
     paper_values = get("paper_values", suite.paper_values)
+    resolved = ResolvedSuite(ref=suite.ref, profile=profile, digest=digest, suite=suite, dataset=dataset,
+                             train_dataset=train_dataset, base_model=base_model, clip_loss_model=clip_model,
+                             attributes=attributes, ft_checkpoints=ft_checkpoints, metric_backends=backends,
+                             paper_values=paper_values)
     if problems:
-        raise ResolutionErrors(suite.ref, problems)
-    assert dataset and base_model and clip_model
-    return ResolvedSuite(ref=suite.ref, profile=profile, digest=digest, suite=suite, dataset=dataset,
-                         train_dataset=train_dataset, base_model=base_model, clip_loss_model=clip_model,
-                         attributes=attributes, ft_checkpoints=ft_checkpoints, metric_backends=backends,
-                         paper_values=paper_values)
+        raise ResolutionErrors(suite.ref, problems, partial=resolved)
+    return resolved
