@@ -261,6 +261,8 @@ def pick_distribution(manifest: DatasetManifest, root: Path, distribution: str |
     if not candidates:
         raise DataError(f"{root} looks like a {layout} source, but {manifest.ref} has no {layout} distribution",
                         fix="pass the source of one of: " + ", ".join(manifest.distributions))
+    if not manifest.items and manifest.selection.distribution in candidates:
+        return manifest.selection.distribution  # only the rule's distribution can supply an unpinned membership
     if manifest.items:  # several file layouts: the first whose first item exists
         reader = open_source(root, layout)
         try:

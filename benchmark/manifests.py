@@ -423,13 +423,17 @@ def _describe_location(loc: tuple) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def schema_error(path: str | Path, err: ValidationError) -> ManifestError:
+def schema_error(path: str | Path, err: ValidationError, cls: type[BaseModel] | None = None) -> ManifestError:
     """Turn a pydantic error into a ManifestError that names the file, each field and what was expected."""
     lines = []
     for e in err.errors()[:8]:
         got = e.get("input")
         got_s = "" if isinstance(got, dict | list) else f" (got {got!r})"
-        lines.append(f"  - {_describe_location(e['loc'])}: {e['msg']}{got_s}")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden" and cls is not None and len(e["loc"]) == 1:
+            hint = suggest(str(e["loc"][0]), list(cls.model_fields))
+            msg = "unknown field" + (f" (did you mean {hint[0]}?)" if hint else "")
+        lines.append(f"  - {_describe_location(e['loc'])}: {msg}{got_s}")
     more = f"\n  ... and {len(err.errors()) - 8} more" if len(err.errors()) > 8 else ""
     return ManifestError(f"{path}: does not match the manifest schema:\n" + "\n".join(lines) + more,
                          fix="correct the fields listed above; docs/manifests.md describes every field")
@@ -464,7 +468,7 @@ def manifest_from_dict(doc: dict[str, Any], path: str | Path = "<dict>") -> AnyM
     try:
         return MANIFEST_CLASSES[kind].model_validate(doc)  # type: ignore[return-value]
     except ValidationError as e:
-        raise schema_error(path, e) from None
+        raise schema_error(path, e, MANIFEST_CLASSES[kind]) from None
 
 
 def load_manifest(path: str | Path) -> LoadedManifest:
