@@ -94,3 +94,23 @@ def test_unknown_metric_and_low_disk(registry, fixtures, tmp_path, monkeypatch):
                             lock=LockFile.load(tmp_path / "lock.json"))
     assert _codes(report) == {"reference-unknown", "disk-space"}
     assert any("Unknown metric 'id@1'" in p.message for p in report.problems)
+
+
+def test_lock_suite_records_unknown_digests_once(registry, fixtures, tmp_path):
+    from benchmark.lock import lock_suite
+    from benchmark.manifests import manifest_from_dict, resolve_suite
+
+    rs = resolve_suite("official-checkpoints", profile="tiny", registry=registry)
+    # pretend the manifest did not pin the fixture images: lock must record all 11, then find them known
+    doc = rs.dataset.manifest.model_dump(mode="json")
+    for it in doc["items"]:
+        it["sha256"] = {"fixtures": None}
+    unpinned = type(rs.dataset)(rs.dataset.ref, rs.dataset.digest, manifest_from_dict(doc), rs.dataset.path)
+    rs = type(rs)(**{**rs.__dict__, "dataset": unpinned})
+    lock = LockFile.load(tmp_path / "lock.json")
+    first = lock_suite(rs, data_root=fixtures / "celebahq", weights_root=tmp_path / "w", lock=lock)
+    assert first.recorded == {"dataset:celebahq-fixtures@1:fixtures": 11}
+    assert len(first.missing) == 5  # the f_t checkpoints are not fetched here
+    second = lock_suite(rs, data_root=fixtures / "celebahq", weights_root=tmp_path / "w",
+                        lock=LockFile.load(tmp_path / "lock.json"))
+    assert second.recorded == {} and second.already_known == 11
