@@ -28,12 +28,3 @@ def random_images(n: int, size: int = 64, seed: int = 0, high: int = 256) -> tor
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, high, (n, 3, size, size), dtype=torch.uint8, generator=g)
 
-
-def export_tiny_arcface(path: Path) -> Path:
-    """A random 112×112 -> 512 model exported to ONNX; insightface routes it to ArcFaceONNX by its shapes."""
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, stride=4), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, stride=2),
-                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 512)).eval()
-    torch.onnx.export(net, torch.zeros(1, 3, 112, 112), str(path), input_names=["input"], output_names=["embedding"],
-                      dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}}, dynamo=False)
-    return path

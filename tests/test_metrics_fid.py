@@ -43,7 +43,7 @@ def sets():
 
 
 def fid_metric(tmp_path, **kw):
-    return get_metric("fid@1", backend="inception-v3-random", device="cpu", feature_layer="64",
+    return get_metric("fid@1", backend="tiny-inception-random", device="cpu", feature_layer="64",
                       cache_dir=tmp_path, **kw)
 
 
@@ -91,7 +91,7 @@ def test_features_are_cached_by_content_and_spec(tmp_path):
     changed[0, 0, 0, 0] ^= 1  # one bit of one pixel
     third = metric.compute(EditSet(edited=changed, original=sets.original))
     assert third.provenance["feature_cache_hits"] == {"edited": False, "reference": True}
-    other_layer = get_metric("fid@1", backend="inception-v3-random", device="cpu", feature_layer="192",
+    other_layer = get_metric("fid@1", backend="tiny-inception-random", device="cpu", feature_layer="192",
                              cache_dir=tmp_path, bootstrap_resamples=0).compute(sets)
     assert other_layer.provenance["feature_cache_hits"] == {"edited": False, "reference": False}
 
@@ -112,7 +112,7 @@ def _unbiased_poly_mmd2(x, y, degree=3, coef0=1.0):
 
 
 def test_kid_fits_its_subset_to_n_and_matches_a_hand_written_mmd(sets, features, cache):
-    result = get_metric("kid@1", backend="inception-v3-random", device="cpu", feature_layer="64",
+    result = get_metric("kid@1", backend="tiny-inception-random", device="cpu", feature_layer="64",
                         cache_dir=cache, bootstrap_resamples=50).compute(sets)
     assert result.spec["kid_subset_size_effective"] == N and result.spec["kid_subsets_effective"] == 1
     expected = _unbiased_poly_mmd2(features["edited"], features["original"])
@@ -121,7 +121,7 @@ def test_kid_fits_its_subset_to_n_and_matches_a_hand_written_mmd(sets, features,
 
 
 def test_the_standard_2048_layer_runs_the_whole_network():
-    extractor = load_backend("fid-features", "inception-v3-random", device="cpu", layer="2048",
+    extractor = load_backend("fid-features", "tiny-inception-random", device="cpu", layer="2048",
                              internal_dtype="float32")
     feats = extractor.features(random_images(3, 32, seed=20))
     assert feats.shape == (3, 2048) and feats.dtype == torch.float64

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metrics_helpers import export_tiny_arcface, load_fixture_images
+from metrics_helpers import load_fixture_images
 
 from benchmark.errors import DigestMismatchError
 from metrics import EditSet, get_metric
-from metrics.backends.identity import DCLIP_BOX_256, dclip_box, dclip_crop
+from metrics.backends.identity import DCLIP_BOX_256, dclip_box, dclip_crop, export_tiny_arcface
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,14 @@ def test_arcface_with_dlib_landmark_alignment(faces, tiny_arcface_onnx):
     aligned = arcface(tiny_arcface_onnx, alignment="dlib-landmarks").compute(edits)
     assert aligned.flags == {}  # every face found, none fell back to the crop
     assert aligned.per_image["value"] != crop.per_image["value"]
+
+
+def test_tiny_random_arcface_backend_needs_no_file(faces, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASYRP_CACHE", str(tmp_path))
+    edits = EditSet(edited=faces[[0, 1]], original=faces[[0, 0]])
+    result = get_metric("id@1", backend="tiny-arcface-random", device="cpu", bootstrap_resamples=10).compute(edits)
+    assert result.per_image["value"][0] == pytest.approx(1.0, abs=1e-6) and result.per_image["value"][1] < 1.0
+    assert (tmp_path / "metrics" / "random-weights" / "tiny-arcface-seed0.onnx").is_file()
 
 
 def test_pinned_buffalo_l_refuses_other_weights(tiny_arcface_onnx):

@@ -11,7 +11,17 @@ from metrics.backends.identity import DLIB_MODEL_SHA256, W600K_R50_SHA256
 
 METRIC_MANIFESTS = ["clip-vit-b32-openai", "clip-vit-b16-openai", "clip-vit-l14-openai", "bisenet-79999",
                     "segformer-face-parsing", "inception-v3-compat", "arcface-buffalo-l", "dlib-resnet",
-                    "clip-tiny-random", "bisenet-random", "segformer-tiny-random", "inception-v3-random"]
+                    "bisenet-random", "tiny-clip-random", "tiny-faceparser-random", "tiny-inception-random",
+                    "tiny-arcface-random"]
+
+
+def test_every_model_manifest_validates():
+    from benchmark.manifests import ManifestRegistry
+
+    registry = ManifestRegistry()
+    assert registry.errors == []
+    for name in METRIC_MANIFESTS:
+        assert f"{name}@1" in registry.names("model")
 
 
 def manifest(name: str) -> dict:
@@ -41,8 +51,10 @@ def test_manifest_matches_its_backend(name):
     if source["type"] == "hub":
         assert len(source["revision"]) == 40 and int(source["revision"], 16) >= 0
     files = {f["path"].split("/")[-1]: f for f in source["files"]}
-    if entry.weights_file in files and entry.sha256:
-        assert files[entry.weights_file]["sha256"] == entry.sha256  # one digest, in code and manifest alike
+    if entry.sha256:  # one digest, in code and manifest alike (a file, or a member of a fetched archive)
+        members = {m["path"]: m["sha256"] for m in doc["loader_args"].get("unzip_members", [])}
+        pinned = files[entry.weights_file]["sha256"] if entry.weights_file in files else members[entry.weights_file]
+        assert pinned == entry.sha256
     for f in source["files"]:
         assert f["sha256"] is None or len(f["sha256"]) == 64
 

@@ -1,7 +1,6 @@
 """Real back-ends with their real weights. Skipped unless the weights were fetched; each skip names the command.
 
-Weights are looked up at `benchmark.paths.weights_dir()/<back-end name>/<file>` (where `fetch` puts a model
-manifest's files).
+Weights are looked up where `fetch` puts a model manifest's files: `<weights_dir>/<name>@1/<file>`.
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ from metrics import EditSet, get_metric
 pytestmark = pytest.mark.weights
 
 
-def fetched(name: str, file: str | None = None):
-    path = weights_dir() / name
-    target = path / file if file else path
-    if not target.exists():
-        pytest.skip(f"needs {target}; run `python run_all.py fetch {name}`")
+def fetched(name: str, file: str):
+    """The fetched file of model manifest `name@1`, or a skip naming the command that fetches it."""
+    path = weights_dir() / f"{name}@1" / file
+    if not path.exists():
+        pytest.skip(f"needs {path}; run `python run_all.py fetch {name}@1`")
     return path
 
 
@@ -31,34 +30,32 @@ def faces(fixtures):
                    target_text="smiling face")
 
 
-@pytest.mark.parametrize("name, file", [("clip-vit-b32-openai", "open_clip_model.safetensors"),
-                                        ("clip-vit-b16-openai", "pytorch_model.bin"),
-                                        ("clip-vit-l14-openai", "pytorch_model.bin")])
+@pytest.mark.parametrize("name, file", [("clip-vit-b32-openai", "ViT-B-32.pt"), ("clip-vit-b16-openai", "ViT-B-16.pt"),
+                                        ("clip-vit-l14-openai", "ViT-L-14.pt")])
 def test_real_clip_sdir(faces, name, file):
     result = get_metric("sdir@1", backend=name, weights=fetched(name, file)).compute(faces)
     assert -1 <= result.primary.mean <= 1
 
 
 def test_real_bisenet_parses_a_face(faces):
-    result = get_metric("sc@1", weights=fetched("bisenet-79999", "79999_iter.pth") / "79999_iter.pth").compute(faces)
+    result = get_metric("sc@1", weights=fetched("bisenet-79999", "79999_iter.pth")).compute(faces)
     assert result.primary.mean > 0.8  # a mirrored aligned face keeps most labels
 
 
 def test_real_segformer(faces):
     result = get_metric("sc@1", backend="segformer-face-parsing", input_size=512,
-                        weights=fetched("segformer-face-parsing", "model.safetensors")).compute(faces)
+                        weights=fetched("segformer-face-parsing", "model.safetensors").parent).compute(faces)
     assert result.primary.mean > 0.8
 
 
 def test_real_inception_fid(faces):
     path = fetched("inception-v3-compat", "weights-inception-2015-12-05-6726825d.pth")
-    result = get_metric("fid@1", weights=path / "weights-inception-2015-12-05-6726825d.pth",
-                        bootstrap_resamples=0).compute(faces)
+    result = get_metric("fid@1", weights=path, bootstrap_resamples=0).compute(faces)
     assert result.primary.mean > 0
 
 
 def test_real_arcface_mirror_beats_other_person(faces):
-    path = fetched("arcface-buffalo-l", "w600k_r50.onnx") / "w600k_r50.onnx"
+    path = fetched("arcface-buffalo-l", "w600k_r50.onnx")  # unzipped from buffalo_l.zip
     a, b = faces.original[0], faces.original[1]
     edits = EditSet(edited=torch.stack([a.flip(-1), b]), original=torch.stack([a, a]))
     same, other = get_metric("id@1", weights=path).compute(edits).per_image["value"]

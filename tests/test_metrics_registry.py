@@ -80,7 +80,7 @@ def test_digest_is_recorded_when_not_pinned(tmp_path):
 
 def test_random_backend_refuses_weights(tmp_path):
     with pytest.raises(BenchError, match="takes no weights"):
-        get_metric("sdir@1", backend="clip-tiny-random", weights=tmp_path)
+        get_metric("sdir@1", backend="tiny-clip-random", weights=tmp_path)
 
 
 def test_backends_load_once_per_process():
@@ -113,17 +113,17 @@ def test_missing_reconstruction_and_texts_are_clear_errors():
     with pytest.raises(DataError, match="reconstruction"):
         get_metric("sc@1", backend="bisenet-random", device="cpu", input_size=32).compute(no_recon)
     with pytest.raises(DataError, match="source_text"):
-        get_metric("sdir@1", backend="clip-tiny-random", device="cpu").compute(no_recon)
+        get_metric("sdir@1", backend="tiny-clip-random", device="cpu").compute(no_recon)
 
 
 def test_fid_needs_at_least_two_images():
     one = edit_set(n=1)
     with pytest.raises(DataError, match="at least 2 images"):
-        get_metric("fid@1", backend="inception-v3-random", device="cpu").compute(one)
+        get_metric("fid@1", backend="tiny-inception-random", device="cpu").compute(one)
 
 
 def test_result_is_json_serialisable_and_carries_the_spec():
-    result = get_metric("sdir@1", backend="clip-tiny-random", device="cpu", bootstrap_resamples=100).compute(edit_set())
+    result = get_metric("sdir@1", backend="tiny-clip-random", device="cpu", bootstrap_resamples=100).compute(edit_set())
     d = json.loads(canonical_json(result.to_dict()))
     assert d["spec"]["metric"] == "sdir@1" and d["spec"]["backend_model_id"] == "open_clip:tiny-random"
     assert d["primary"]["n"] == 4 and len(d["per_image"]["value"]) == 4 and d["ids"] == ["0", "1", "2", "3"]
@@ -135,4 +135,4 @@ def test_cuda_device_without_cuda_is_an_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     with pytest.raises(BenchError, match="CUDA"):
-        get_metric("sdir@1", backend="clip-tiny-random", device="cuda")
+        get_metric("sdir@1", backend="tiny-clip-random", device="cuda")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from metrics_helpers import random_images
 
 from metrics import EditSet, directional_similarity, get_metric
@@ -17,12 +18,12 @@ def edits():
 
 
 def sdir(**kw):
-    return get_metric("sdir@1", backend="clip-tiny-random", device="cpu", bootstrap_resamples=100, **kw)
+    return get_metric("sdir@1", backend="tiny-clip-random", device="cpu", bootstrap_resamples=100, **kw)
 
 
 def test_sdir_equals_the_pure_function_on_the_prompt_ensemble(edits):
     result = sdir().compute(edits)
-    clip = load_backend("clip", "clip-tiny-random", device="cpu", preprocess="open_clip")
+    clip = load_backend("clip", "tiny-clip-random", device="cpu", preprocess="open_clip")
 
     def ensemble(prompt):  # CLIP prompt ensembling, written out: mean of normalised template embeddings
         e = clip.encode_texts(expand(prompt)).double()
@@ -62,3 +63,24 @@ def test_sdir_can_compare_against_the_reconstruction(edits):
     a = sdir().compute(recon).primary.mean
     b = sdir(reference="reconstruction").compute(recon).primary.mean
     assert a != b
+
+
+def test_openai_torchscript_release_format_loads_into_open_clip(tmp_path):
+    """OpenAI ships CLIP as TorchScript archives; the loader keeps only their tensors and rebuilds an open_clip CLIP."""
+    import open_clip
+
+    from metrics.backends.clip import _build_openai_clip
+
+    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2}}
+    model = open_clip.CLIP(**cfg, quick_gelu=True).eval()
+    image, text = torch.randn(2, 3, 32, 32), open_clip.tokenize(["face", "smiling face"])
+    torch.jit.trace(model, (image, text), strict=False).save(str(tmp_path / "ViT-tiny.pt"))
+    rebuilt = _build_openai_clip("ViT-B-32", tmp_path / "ViT-tiny.pt").eval()
+    # open_clip rebuilds OpenAI checkpoints with its OpenAI-style blocks (LayerNormFp32 etc.), which differ from the
+    # traced model in the 4th decimal; a wrong weight mapping would give unrelated embeddings instead.
+    with torch.no_grad():
+        for a, b in [(rebuilt.encode_image(image), model.encode_image(image)),
+                     (rebuilt.encode_text(text), model.encode_text(text))]:
+            assert torch.nn.functional.cosine_similarity(a, b).min() > 0.99999
+            assert (a - b).abs().max() < 2e-3

@@ -87,7 +87,7 @@ def test_remap_to_a_coarser_label_set_needs_an_explicit_merge():
     assert table[CELEBAMASK_HQ.index("nose")].item() == 1 and table[CELEBAMASK_HQ.index("hair")].item() == 2
 
 
-@pytest.mark.parametrize("backend", ["bisenet-random", "segformer-tiny-random"])
+@pytest.mark.parametrize("backend", ["bisenet-random", "tiny-faceparser-random"])
 def test_parsers_on_real_fixture_images(fixtures, backend):
     images = load_fixture_images(fixtures, ["celebamaskhq_0.jpg", "celebamaskhq_1.jpg", "000121.jpg"], size=256)
     parser = load_backend("face-parser", backend, device="cpu", input_size=256, normalize="imagenet")

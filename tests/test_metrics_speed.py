@@ -12,9 +12,10 @@ import time
 
 import pytest
 import torch
-from metrics_helpers import export_tiny_arcface, load_fixture_images, random_images
+from metrics_helpers import load_fixture_images, random_images
 
 from metrics import EditSet, get_metric
+from metrics.backends.identity import export_tiny_arcface
 
 pytestmark = pytest.mark.benchmark_ratio
 
@@ -45,9 +46,9 @@ def tiny_onnx(tmp_path_factory):
 
 
 CASES = {
-    "sdir-tiny-clip": lambda tmp, onnx: get_metric("sdir@1", backend="clip-tiny-random", device="cpu"),
+    "sdir-tiny-clip": lambda tmp, onnx: get_metric("sdir@1", backend="tiny-clip-random", device="cpu"),
     "sc-random-bisenet": lambda tmp, onnx: get_metric("sc@1", backend="bisenet-random", device="cpu"),
-    "fid-random-inception-2048": lambda tmp, onnx: get_metric("fid@1", backend="inception-v3-random", device="cpu",
+    "fid-random-inception-2048": lambda tmp, onnx: get_metric("fid@1", backend="tiny-inception-random", device="cpu",
                                                               cache_dir=tmp),
     "id-dlib": lambda tmp, onnx: get_metric("id@1", backend="dlib-resnet", device="cpu"),
     "id-arcface-tiny-onnx": lambda tmp, onnx: get_metric("id@1", backend="arcface-onnx", weights=onnx, device="cpu"),

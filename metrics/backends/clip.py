@@ -25,6 +25,14 @@ from metrics.backends.registry import register_backend, weights_file_path
 
 PREPROCESS_MODES = ("open_clip", "tensor")
 
+#: OpenAI's CLIP releases carry their sha256 in the download URL (openaipublic .../clip/models/<sha256>/<file>),
+#: which OpenAI's `clip` package checks; the URLs are the ones open_clip 3.3.0 lists (open_clip/pretrained.py).
+OPENAI_CLIP_SHA256 = {
+    "ViT-B-32.pt": "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    "ViT-B-16.pt": "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f",
+    "ViT-L-14.pt": "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+}
+
 
 class OpenClipEmbedder:
     """A loaded open_clip model with its tokenizer and a pinned image preprocessing."""
@@ -71,20 +79,33 @@ class OpenClipEmbedder:
         return self.model.encode_text(tokens).float().cpu()
 
 
+def _build_openai_clip(model_name: str, weights: Path) -> torch.nn.Module:
+    import open_clip
+    from open_clip.model import build_model_from_openai_state_dict
+
+    if weights.suffix == ".pt":
+        # OpenAI's own release: a TorchScript archive (its sha256 is the URL path, verified before this call).
+        # Only its tensors are used, to build a plain open_clip CLIP (with QuickGELU, as OpenAI trained it).
+        state_dict = torch.jit.load(str(weights), map_location="cpu").state_dict()
+        state_dict.pop("attn_mask", None)  # a constant causal mask some exporters store; CLIP rebuilds it
+        return build_model_from_openai_state_dict(state_dict).float()
+    # open_clip-format checkpoints: safetensors, or a state dict read with weights_only=True
+    return open_clip.create_model(model_name, pretrained=str(weights), force_quick_gelu=True, device="cpu",
+                                  weights_only=True)
+
+
 def load_openai_clip(model_name: str, file_name: str):
-    """Loader for OpenAI CLIP weights in open_clip format (safetensors, or a state dict read weights_only)."""
+    """Loader for OpenAI CLIP weights: OpenAI's TorchScript release, or open_clip-format files."""
 
     def loader(weights: Path, device: torch.device, preprocess: str = "open_clip") -> OpenClipEmbedder:
         import open_clip
 
         weights = weights_file_path(weights, file_name)
         try:
-            # OpenAI's checkpoints were trained with QuickGELU; open_clip's plain config names use nn.GELU.
-            model = open_clip.create_model(model_name, pretrained=str(weights), force_quick_gelu=True,
-                                           device="cpu", weights_only=True)
-        except RuntimeError as err:
+            model = _build_openai_clip(model_name, weights)
+        except (RuntimeError, KeyError) as err:
             raise BenchError(f"could not load {model_name} CLIP weights from {weights}: {err}",
-                             fix="check that the file is the pinned open_clip checkpoint of this model") from err
+                             fix="check that the file is the pinned checkpoint of this model") from err
         return OpenClipEmbedder(model, open_clip.get_tokenizer(model_name), device=device, preprocess=preprocess)
 
     return loader
@@ -109,14 +130,14 @@ def load_tiny_random_clip(weights: None, device: torch.device, seed: int = 0,
     return OpenClipEmbedder(model, open_clip.get_tokenizer("ViT-B-32"), device=device, preprocess=preprocess)
 
 
-register_backend("clip", "clip-vit-b32-openai", load_openai_clip("ViT-B-32", "open_clip_model.safetensors"), model_id="open_clip:ViT-B-32/openai",
-                 weights_file="open_clip_model.safetensors",
+register_backend("clip", "clip-vit-b32-openai", load_openai_clip("ViT-B-32", "ViT-B-32.pt"),
+                 model_id="openai:ViT-B/32", weights_file="ViT-B-32.pt", sha256=OPENAI_CLIP_SHA256["ViT-B-32.pt"],
                  description="OpenAI CLIP ViT-B/32 (DiffusionCLIP's S_dir default)")
-register_backend("clip", "clip-vit-b16-openai", load_openai_clip("ViT-B-16", "pytorch_model.bin"), model_id="open_clip:ViT-B-16/openai",
-                 weights_file="pytorch_model.bin",
+register_backend("clip", "clip-vit-b16-openai", load_openai_clip("ViT-B-16", "ViT-B-16.pt"),
+                 model_id="openai:ViT-B/16", weights_file="ViT-B-16.pt", sha256=OPENAI_CLIP_SHA256["ViT-B-16.pt"],
                  description="OpenAI CLIP ViT-B/16 (the Asyrp training loss's model)")
-register_backend("clip", "clip-vit-l14-openai", load_openai_clip("ViT-L-14", "pytorch_model.bin"), model_id="open_clip:ViT-L-14/openai",
-                 weights_file="pytorch_model.bin",
+register_backend("clip", "clip-vit-l14-openai", load_openai_clip("ViT-L-14", "ViT-L-14.pt"),
+                 model_id="openai:ViT-L/14", weights_file="ViT-L-14.pt", sha256=OPENAI_CLIP_SHA256["ViT-L-14.pt"],
                  description="OpenAI CLIP ViT-L/14 (the reproduction study's S_dir model)")
-register_backend("clip", "clip-tiny-random", load_tiny_random_clip, model_id="open_clip:tiny-random",
+register_backend("clip", "tiny-clip-random", load_tiny_random_clip, model_id="open_clip:tiny-random",
                  needs_weights=False, description="tiny seeded random CLIP (tests, CPU profiles); meaningless scores")

@@ -131,6 +131,6 @@ def torch_fidelity_loader(extractor_name: str, **fixed_kwargs: Any):
 register_backend("fid-features", INCEPTION, load_inception, model_id="torch-fidelity:inception-v3-compat",
                  weights_file=INCEPTION_WEIGHTS_FILE, sha256_prefix="6726825d",
                  description="torch-fidelity's TF-compatible Inception-v3 (2015-12-05 weights)")
-register_backend("fid-features", "inception-v3-random", load_random_inception,
+register_backend("fid-features", "tiny-inception-random", load_random_inception,
                  model_id="torch-fidelity:inception-v3-compat/random", needs_weights=False,
                  description="torch-fidelity's Inception with seeded random weights (tests, CPU profiles)")

@@ -174,6 +174,33 @@ class DlibEmbedder:
         return torch.from_numpy(np.stack(out)), flags
 
 
+def export_tiny_arcface(path: Path, seed: int = 0) -> Path:
+    """A seeded random 112×112 -> 512 network exported to ONNX (atomically). insightface routes it to ArcFaceONNX
+    by its shapes, so the tiny back-end runs the same code path as buffalo_l."""
+    from benchmark.atomic import atomic_path
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, stride=4), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(16, 32, 3, stride=2), torch.nn.AdaptiveAvgPool2d(1),
+                                  torch.nn.Flatten(), torch.nn.Linear(32, 512)).eval()
+    with atomic_path(path) as tmp:
+        torch.onnx.export(net, torch.zeros(1, 3, 112, 112), str(tmp), input_names=["input"],
+                          output_names=["embedding"], dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}},
+                          dynamo=False)
+    return path
+
+
+def load_tiny_random_arcface(weights: None, device: torch.device, seed: int = 0,
+                             alignment: str = "dclip-crop") -> ArcFaceEmbedder:
+    from benchmark.paths import cache_dir
+
+    path = cache_dir() / "metrics" / "random-weights" / f"tiny-arcface-seed{seed}.onnx"
+    if not path.is_file():
+        export_tiny_arcface(path, seed)
+    return load_arcface(path, device, alignment=alignment)
+
+
 def load_dlib(weights: Path, device: torch.device) -> DlibEmbedder:
     # dlib-bin is a CPU build; `device` is accepted for the common loader signature and ignored.
     return DlibEmbedder(weights)
@@ -185,6 +212,8 @@ W600K_R50_SHA256 = "4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc61
 register_backend("identity", "arcface-buffalo-l", load_arcface, model_id="insightface:buffalo_l/w600k_r50",
                  weights_file="w600k_r50.onnx", sha256=W600K_R50_SHA256,
                  description="ArcFace ResNet-50 (WebFace600K) from insightface's buffalo_l pack")
+register_backend("identity", "tiny-arcface-random", load_tiny_random_arcface, model_id="insightface:tiny-random-onnx",
+                 needs_weights=False, description="tiny seeded random ONNX through insightface (tests, CPU profiles)")
 register_backend("identity", "arcface-onnx", load_arcface, model_id="insightface:arcface-onnx",
                  description="any ArcFace-style recognition ONNX through insightface (digest recorded, not pinned)")
 register_backend("identity", "dlib-resnet", load_dlib, model_id="dlib:dlib_face_recognition_resnet_model_v1",

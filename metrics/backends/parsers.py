@@ -124,7 +124,7 @@ def tiny_random_segformer(seed: int = 0):
 def load_random_segformer(weights: None, device: torch.device, seed: int = 0, input_size: int = 256,
                           normalize: str = "imagenet"):
     model = tiny_random_segformer(seed)
-    label_set = label_set_from_id2label("segformer-tiny-random", model.config.id2label)
+    label_set = label_set_from_id2label("tiny-faceparser-random", model.config.id2label)
     return SegformerParser(model, device=device, input_size=input_size, normalize=normalize, label_set=label_set)
 
 
@@ -138,5 +138,5 @@ register_backend("face-parser", "segformer-face-parsing", load_segformer,
                  weights_file="model.safetensors", description="SegFormer (MiT-B5) face parser, CelebAMask-HQ labels")
 register_backend("face-parser", "bisenet-random", load_random_bisenet, model_id="bisenet:random", needs_weights=False,
                  description="BiSeNet with seeded random weights (tests, CPU profiles); meaningless labels")
-register_backend("face-parser", "segformer-tiny-random", load_random_segformer, model_id="segformer:tiny-random",
+register_backend("face-parser", "tiny-faceparser-random", load_random_segformer, model_id="segformer:tiny-random",
                  needs_weights=False, description="tiny SegFormer with seeded random weights (tests)")
