@@ -66,3 +66,15 @@ def test_member_and_package_digests_match_the_code():
     assert files == DLIB_MODEL_SHA256
     assert manifest("inception-v3-compat")["source"]["files"][0]["path"].endswith(
         get_backend("fid-features", "inception-v3-compat").sha256_prefix + ".pth")
+
+
+@pytest.mark.parametrize("suite", ["paper-table", "official-checkpoints"])
+@pytest.mark.parametrize("profile", [None, "tiny"])
+def test_every_suite_metric_names_a_backend_of_the_kind_its_metric_needs(suite, profile):
+    from benchmark.manifests import ManifestRegistry, resolve_suite
+    from metrics import METRICS
+
+    resolved = resolve_suite(suite, profile=profile, registry=ManifestRegistry(), known_metrics=METRICS.names())
+    for entry in resolved.suite.metrics:
+        backend = entry.backend.split("@")[0]
+        get_backend(METRICS.get(entry.name).backend_kind, backend)  # raises with did-you-mean if absent
