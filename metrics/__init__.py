@@ -1,7 +1,7 @@
 """Metrics for h-space editing: S_dir, segmentation consistency, FID/KID and identity similarity.
 
     from metrics import get_metric, EditSet
-    result = get_metric("sdir@1", weights="/path/open_clip_model.safetensors").compute(EditSet(...))
+    result = get_metric("sdir@1", weights="/path/to/ViT-B-32.pt").compute(EditSet(...))
 
 Every metric is versioned (`sdir@1`), has a direction and a frozen spec written into its results, and is
 computed from the pure functions below, which can be checked on their own. Back-ends (the models behind the

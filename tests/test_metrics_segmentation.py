@@ -114,3 +114,34 @@ def test_sc_parser_resizes_to_the_spec_input_size():
                     reconstruction=random_images(2, 64, seed=6))
     parser = load_backend("face-parser", "bisenet-random", device="cpu", input_size=96, normalize="none")
     assert parser.parse(edits.edited).shape == (2, 96, 96)
+
+
+def test_segformer_loads_a_snapshot_folder_through_from_pretrained(tmp_path, fixtures):
+    """The real back-end's path: a hub-style folder (config.json + model.safetensors), labels from its config."""
+    from metrics.backends.parsers import tiny_random_segformer
+
+    tiny_random_segformer(seed=3).save_pretrained(tmp_path, safe_serialization=True)
+    assert (tmp_path / "model.safetensors").is_file()
+    metric = get_metric("sc@1", backend="segformer-face-parsing", weights=tmp_path, device="cpu", input_size=64,
+                        bootstrap_resamples=10)
+    assert len(metric.spec.weights_sha256) == 64  # digest of model.safetensors, recorded (none is pinned yet)
+    images = load_fixture_images(fixtures, ["celebamaskhq_0.jpg", "celebamaskhq_1.jpg"], size=64)
+    result = metric.compute(EditSet(edited=images, original=images, reconstruction=images.flip(-1)))
+    assert result.spec["label_set"]["classes"] == list(CELEBAMASK_HQ.classes)
+    assert len(result.per_image["value"]) == 2
+
+
+def test_bisenet_checkpoint_loader_is_strict_and_weights_only(tmp_path):
+    from benchmark.errors import BenchError
+    from metrics.backends.bisenet import random_bisenet
+    from metrics.backends.parsers import load_bisenet, load_random_bisenet
+
+    torch.save(random_bisenet(seed=0).state_dict(), tmp_path / "79999_iter.pth")
+    images = random_images(2, 64, seed=4)
+    loaded = load_bisenet(tmp_path, torch.device("cpu"), input_size=64)
+    assert torch.equal(loaded.parse(images), load_random_bisenet(None, torch.device("cpu"), input_size=64).parse(images))
+    state = random_bisenet(seed=0).state_dict()
+    state.pop("conv_out.conv_out.weight")
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(BenchError, match="expected layout"):
+        load_bisenet(tmp_path / "broken.pth", torch.device("cpu"))
