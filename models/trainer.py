@@ -195,7 +195,7 @@ def _rollout(model, ft, clip_loss, images, inversions, index, steps, config, epo
             loss.backward()
             optimizer.step()
         x = x_next.detach()
-        yield StepRecord(epoch, batch, t, ids, _floats(clip), _floats(recon), _floats(total), float(loss),
+        yield StepRecord(epoch, batch, t, ids, _floats(clip), _floats(recon), _floats(total), float(loss.detach()),
                          float(optimizer.param_groups[0]["lr"]) if optimizer is not None else 0.0)
 
 
@@ -209,6 +209,9 @@ def _prepare(model: DiffusionModel, images: torch.Tensor, inversions: Inversion,
                         "images in the same order")
     if tuple(inversions.x_T.shape[1:]) != model.latent_shape:
         raise DataError(f"x_T has shape {tuple(inversions.x_T.shape[1:])}, the model expects {model.latent_shape}")
+    if inversions.t0 != config.t0:
+        raise DataError(f"the inversions end at t0={inversions.t0} but training starts at t0={config.t0}",
+                        fix="invert with the same t0 as the training config")
     steps = training_steps(config.n_train_steps, config.t_edit, config.t0)
     if need_reference:
         needed = [t for t, _ in steps]
