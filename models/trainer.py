@@ -15,7 +15,7 @@ authors' loop. For a batch, the loss stepped on is the mean of the per-image los
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -166,8 +166,7 @@ def evaluate_losses(model: DiffusionModel, ft: nn.Module, clip_loss: Directional
 def _rollout(model, ft, clip_loss, images, inversions, index, steps, config, epoch, batch, optimizer,
              recompute_reference: bool) -> Iterator[StepRecord]:
     device = model.device
-    x = inversions.x_T[index].to(device, torch.float32)
-    x_ref = x.clone()
+    x = x_ref = inversions.x_T[index].to(device, torch.float32)
     with torch.no_grad():
         source = clip_loss.encode_images(images[index].to(device, torch.float32))
     recon_weight = config.lambda_recon * (clip_loss.text_cosine if config.recon_times_text_cosine else 1.0)
@@ -216,7 +215,7 @@ def _prepare(model: DiffusionModel, images: torch.Tensor, inversions: Inversion,
     if need_reference:
         needed = [t for t, _ in steps]
         ref = inversions.reference
-        if ref is None or ref.missing(needed):
+        if ref is None or ref.n_steps != config.n_train_steps or ref.missing(needed):
             raise BenchError(
                 "the inversions carry no reference trajectory for the training timesteps "
                 f"({needed[-1]}..{needed[0]} on the {config.n_train_steps}-step grid)",
@@ -243,5 +242,3 @@ def _optimizer(ft: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 def _floats(t: torch.Tensor) -> tuple[float, ...]:
     return tuple(float(v) for v in t.detach().cpu())
 
-
-__all__: Sequence[str] = ["TrainConfig", "StepRecord", "LossHistory", "TrainResult", "train_ft", "evaluate_losses"]

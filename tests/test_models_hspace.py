@@ -83,6 +83,7 @@ def test_bf16_autocast_is_close_and_returns_float32():
         M.HSpaceUNet(unet, precision="bf61")
 
 
+@pytest.mark.slow
 def test_compiled_halves_give_the_same_eps():
     unet = M.random_unet(MICRO_UNET_CONFIG, seed=0)
     x = torch.randn(2, 3, 16, 16)

@@ -52,6 +52,7 @@ def test_zero_delta_h_is_exactly_plain_ddim():
     assert (plain - independent).abs().max() <= 1e-6 * independent.abs().max()
 
 
+@pytest.mark.slow
 def test_inversion_reconstruction_error_shrinks_with_steps():
     """DDIM inversion is first-order: the round-trip error falls as the grid refines (numbers in the report)."""
     model = micro_model()

@@ -103,6 +103,9 @@ def test_bad_inputs_fail_early_with_a_fix(setup):
     bare = M.invert(model, images, STEPS, t0=T0)
     with pytest.raises(BenchError, match="reference_steps=10"):
         M.train_ft(model, tiny_ft(model), loss, images, bare, _config(), progress=False)
+    other_grid = M.invert(model, images, STEPS, t0=T0, reference_steps=2 * STEPS - 1, reference_min_t=0)
+    with pytest.raises(BenchError, match="reference trajectory"):  # same t values, but another grid's path
+        M.train_ft(model, tiny_ft(model), loss, images, other_grid, _config(), progress=False)
     with pytest.raises(DataError, match="t0"):
         M.train_ft(model, tiny_ft(model), loss, images, inv, _config(t0=999), progress=False)
     with pytest.raises(DataError, match="same images"):
