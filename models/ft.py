@@ -72,6 +72,11 @@ class GlobalDelta(nn.Module):
 @FT_REGISTRY.register("conv")
 def _build_conv(*, h_channels: int, temb_dim: int, h_size: int, norm_groups: int = 32,
                 use_temb: bool = True) -> nn.Module:
+    if h_channels % norm_groups:
+        divisors = [g for g in range(1, min(h_channels, 32) + 1) if h_channels % g == 0]
+        raise BenchError(f"the conv f_t's GroupNorm cannot split {h_channels} h channels into {norm_groups} groups",
+                         fix=f"pass the f_t option norm_groups={divisors[-1]} (the authors' 32 needs a multiple "
+                             "of 32 channels)")
     return DeltaBlock(h_channels, temb_dim, norm_groups=norm_groups, use_temb=use_temb)
 
 

@@ -61,6 +61,8 @@ def test_registry_is_open_and_explains_typos():
     assert {"conv", "global"} <= set(M.FT_REGISTRY.names())
     with pytest.raises(UnknownNameError, match="Did you mean: conv"):
         M.build_ft("cnv", h_channels=8, temb_dim=8, h_size=2)
+    with pytest.raises(BenchError, match="norm_groups=24"):
+        M.build_ft("conv", h_channels=48, temb_dim=8, h_size=2)
     with pytest.raises(BenchError, match="bad options"):
         M.build_ft("conv", h_channels=8, temb_dim=8, h_size=2, heads=4)
 
