@@ -154,8 +154,14 @@ def test_linear_combination_and_scales():
     neg = M.generate(model, x_T, [(ft_a, 1.0)], base.model_copy(update={"delta_scale": -1.0}))
     neg_coeff = M.generate(model, x_T, [(ft_a, -1.0)], base)
     assert (neg.latents - neg_coeff.latents).abs().max() <= 1e-6
-    scaled = M.EditSchedule(n_steps=12, t_edit=400, n_train_steps=6, delta_scale=2.0)
+    scaled = M.EditSchedule(n_steps=12, t_edit=400, n_train_steps=6, delta_scale=2.0)  # 2 · 6/12 = 1
     assert scaled.effective_scale == pytest.approx(1.0)
+    unscaled = M.EditSchedule(n_steps=12, t_edit=400)
+    assert torch.equal(M.generate(model, x_T, [(ft_a, 1.0)], scaled).latents,
+                       M.generate(model, x_T, [(ft_a, 1.0)], unscaled).latents)
+    doubled = scaled.model_copy(update={"n_train_steps": 12})  # 2 · 12/12 = 2
+    assert not torch.equal(M.generate(model, x_T, [(ft_a, 1.0)], doubled).latents,
+                           M.generate(model, x_T, [(ft_a, 1.0)], unscaled).latents)
     assert M.official_multi_attribute_coefficients([1.0, 1.0]) == pytest.approx([0.5 ** 0.5] * 2)
 
 
