@@ -120,7 +120,8 @@ def load_official_ft(path: str | Path, *, sha256: str | None = None) -> DeltaBlo
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise BenchError(f"{path} cannot be loaded safely (weights_only=True refused it): {e}",
-                         fix="use the authors' released checkpoint, or re-save the state dict with safetensors") from None
+                         fix="use the authors' released checkpoint, or re-save the state dict with safetensors"
+                         ) from None
     state = payload.get("0", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or "conv1.weight" not in state or "temb_proj.weight" not in state:
         raise DataError(f"{path} is not a DeltaBlock checkpoint (expected a dict with key '0' holding conv1/"

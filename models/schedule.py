@@ -13,7 +13,8 @@ from benchmark.errors import BenchError
 
 
 def timestep_grid(n: int, t0: int = 999) -> list[int]:
-    """The authors' ascending grid of `n` timesteps from 0 to `t0`: `[int(s + 1e-6) for s in linspace(0, 1, n) * t0]`."""
+    """The authors' ascending grid of `n` timesteps from 0 to `t0`:
+    `[int(s + 1e-6) for s in linspace(0, 1, n) * t0]`."""
     _check_steps(n, t0)
     return [int(s + 1e-6) for s in np.linspace(0, 1, n) * t0]
 
