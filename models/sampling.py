@@ -253,6 +253,10 @@ def generate(model: DiffusionModel, x_T: torch.Tensor, edits: Sequence[tuple[FtC
     noise of an image does not depend on what it is batched with). The last step lands on ᾱ = 1; no clipping.
     """
     schedule = schedule or EditSchedule()
+    if x_T.ndim != 4 or tuple(x_T.shape[1:]) != model.latent_shape:
+        expected = "×".join(map(str, model.latent_shape))
+        raise DataError(f"x_T has shape {tuple(x_T.shape)}; {model.name} expects N×{expected}",
+                        fix="pass the x_T of invert() on this model, or noise of that shape")
     edits = _check_edits(edits)
     fixed = _FixedDelta(delta_h)
     steps = reverse_steps(schedule.n_steps, schedule.t0)

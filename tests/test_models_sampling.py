@@ -107,6 +107,11 @@ def test_invert_refuses_uint8_and_wrong_sizes():
         M.invert(model, torch.zeros(1, 3, 32, 32), 4)
 
 
+def test_generate_refuses_a_wrong_x_T_shape():
+    with pytest.raises(DataError, match="expects N×3×16×16"):
+        M.generate(micro_model(), torch.zeros(1, 3, 32, 32))
+
+
 def test_edit_only_inside_t_edit_window_and_uses_unedited_h():
     model = micro_model()
     x_T = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
