@@ -1,0 +1,159 @@
+"""h-space access to a diffusers `UNet2DModel`: encode once, decode many h variants with the same skips.
+
+h is the output of the UNet's mid block (ResBlock → Attention → ResBlock), before any up block; for
+`google/ddpm-ema-celebahq-256` it is 512×8×8. Asyrp needs ε from h and ε̃ from h + Δh with the *same*
+skip connections, so the down path and the mid block run once and only the up path runs per variant
+(the authors' `DDPM.forward` does the same). This mirrors `UNet2DModel.forward` step by step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import NamedTuple
+
+import torch
+from diffusers import UNet2DModel
+from torch import nn
+
+from benchmark.errors import BenchError
+from benchmark.registry import require_choice
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+class HSpace(NamedTuple):
+    """What `HSpaceUNet.encode` returns: the bottleneck h, the skip connections, and the time embedding."""
+
+    h: torch.Tensor
+    skips: tuple[torch.Tensor, ...]
+    temb: torch.Tensor
+
+
+class HSpaceUNet(nn.Module):
+    """Wraps a `UNet2DModel` that has a mid block. `encode(x, t) -> (h, skips, temb)`, `decode(h, skips, temb) -> ε`.
+
+    `precision="bf16"` runs the UNet under `torch.autocast` (ε is returned as float32); the default "fp32" is what
+    the authors used. `compile_unet()` wraps both halves in `torch.compile`.
+    """
+
+    def __init__(self, unet: UNet2DModel, *, precision: str = "fp32"):
+        super().__init__()
+        _check_supported(unet)
+        self.unet = unet
+        self.precision = require_choice("precision", precision, list(PRECISIONS))
+        self._encode_fn = self._encode
+        self._decode_fn = self._decode
+
+    # -- shapes ---------------------------------------------------------------------------------------------
+    @property
+    def h_channels(self) -> int:
+        return int(self.unet.config.block_out_channels[-1])
+
+    @property
+    def temb_dim(self) -> int:
+        return int(self.unet.time_embedding.linear_2.out_features)
+
+    @property
+    def h_size(self) -> int:
+        """Spatial size of h for the configured sample size (one halving per down block except the last)."""
+        return int(self.unet.config.sample_size) // 2 ** (len(self.unet.down_blocks) - 1)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def sample_size(self) -> int:
+        return int(self.unet.config.sample_size)
+
+    # -- public API -----------------------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, t: int | float | torch.Tensor) -> HSpace:
+        """Run the time embedding, the down path and the mid block once."""
+        with self._autocast(x):
+            h, skips, temb = self._encode_fn(x, self._timesteps(t, x))
+        return HSpace(h, tuple(skips), temb)
+
+    def decode(self, h: torch.Tensor, skips: tuple[torch.Tensor, ...], temb: torch.Tensor) -> torch.Tensor:
+        """ε for a batch of h variants. `h` may hold k × B rows for B encoded images: variant-major, i.e. rows
+        [i·B, (i+1)·B) are variant i for images 0..B−1; skips and temb are repeated to match."""
+        batch = skips[0].shape[0]
+        if h.shape[0] % batch:
+            raise BenchError(f"decode got {h.shape[0]} h rows for {batch} encoded images; the h batch must be a "
+                             "multiple of the encoded batch", fix="concatenate whole variants along dim 0")
+        k = h.shape[0] // batch
+        if k > 1:
+            skips = tuple(s.repeat(k, *([1] * (s.ndim - 1))) for s in skips)
+            temb = temb.repeat(k, 1)
+        with self._autocast(h):
+            eps = self._decode_fn(h, skips, temb)
+        return eps.float()
+
+    def forward(self, x: torch.Tensor, t: int | float | torch.Tensor) -> torch.Tensor:
+        """ε of the unmodified UNet (equal to `unet(x, t).sample`)."""
+        enc = self.encode(x, t)
+        return self.decode(enc.h, enc.skips, enc.temb)
+
+    def compile_unet(self, **kwargs) -> HSpaceUNet:
+        """Compile the encode and decode halves with `torch.compile(**kwargs)`; returns self."""
+        self._encode_fn = torch.compile(self._encode, **kwargs)
+        self._decode_fn = torch.compile(self._decode, **kwargs)
+        return self
+
+    # -- the two halves of UNet2DModel.forward --------------------------------------------------------------
+    def _encode(self, x: torch.Tensor, timesteps: torch.Tensor):
+        unet = self.unet
+        if unet.config.center_input_sample:
+            x = 2 * x - 1.0
+        temb = unet.time_embedding(unet.time_proj(timesteps).to(dtype=unet.dtype))
+        sample = unet.conv_in(x)
+        skips = (sample,)
+        for block in unet.down_blocks:
+            sample, res = block(hidden_states=sample, temb=temb)
+            skips += res
+        h = unet.mid_block(sample, temb)
+        return h, skips, temb
+
+    def _decode(self, h: torch.Tensor, skips: tuple[torch.Tensor, ...], temb: torch.Tensor) -> torch.Tensor:
+        unet = self.unet
+        sample = h
+        for block in unet.up_blocks:
+            n = len(block.resnets)
+            res, skips = skips[-n:], skips[:-n]
+            sample = block(sample, res, temb)
+        sample = unet.conv_act(unet.conv_norm_out(sample))
+        return unet.conv_out(sample)
+
+    def _timesteps(self, t, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(t):
+            t = torch.tensor([t], device=x.device)
+        t = t.reshape(-1).to(x.device)
+        if t.numel() == 1:
+            t = t.expand(x.shape[0])
+        elif t.numel() != x.shape[0]:
+            raise BenchError(f"got {t.numel()} timesteps for a batch of {x.shape[0]}",
+                             fix="pass one timestep, or one per image")
+        return t
+
+    def _autocast(self, x: torch.Tensor):
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=x.device.type, dtype=dtype)
+
+
+def _check_supported(unet: UNet2DModel) -> None:
+    if not isinstance(unet, UNet2DModel):
+        raise BenchError(f"HSpaceUNet wraps a diffusers UNet2DModel, got {type(unet).__name__}")
+    cfg = unet.config
+    problems = []
+    if unet.mid_block is None:
+        problems.append("it has no mid block, so there is no h-space")
+    if unet.class_embedding is not None:
+        problems.append("it is class-conditional")
+    if cfg.time_embedding_type != "positional":
+        problems.append(f"time_embedding_type is {cfg.time_embedding_type!r} (only 'positional' is supported)")
+    if any(hasattr(b, "skip_conv") for b in [*unet.down_blocks, *unet.up_blocks]):
+        problems.append("it uses skip-sample blocks (SDE-VE style)")
+    if problems:
+        raise BenchError("this UNet2DModel cannot be used for h-space editing: " + "; ".join(problems),
+                         fix="use an unconditional UNet2DModel with positional time embedding and a mid block")
