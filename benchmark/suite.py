@@ -1,0 +1,81 @@
+"""From a suite name to a `SuitePlan`: the one place that turns manifests (or a suite defined in code) into the
+objects the stages run on.
+
+Suites defined in code (`CODE_SUITES`) are for what cannot be a manifest yet: the demo that `python run_all.py`
+runs until the synthetic world's suite exists. Every other suite comes from `manifests/suites/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.errors import UnknownNameError
+from benchmark.registry import Registry, unknown_name_message
+from benchmark.stages.plan import SuitePlan
+
+DEFAULT_SUITES = ("synthetic", "demo")  # the first that resolves is what a bare `run_all.py` runs
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    suite: str | None
+    attributes: list[str] | None = None
+    limit: int | None = None
+    device: str = "auto"
+    profile: str | None = None
+
+
+CODE_SUITES: Registry[Callable[[RunRequest], SuitePlan]] = Registry("suite")
+
+
+def _manifest_suite_names() -> list[str]:
+    try:
+        from benchmark import manifests
+    except ImportError:
+        return []
+    return list(manifests.suite_names())
+
+
+def suite_names() -> list[str]:
+    return sorted(set(CODE_SUITES.names()) | set(_manifest_suite_names()))
+
+
+def default_suite() -> str:
+    names = set(suite_names())
+    return next(n for n in DEFAULT_SUITES if n in names or n == DEFAULT_SUITES[-1])
+
+
+def resolve_plan(request: RunRequest) -> SuitePlan:
+    """Resolve and check everything a run needs, before any compute; raises a `BenchError` naming the fix."""
+    name = request.suite or default_suite()
+    bare = name.split("@")[0]
+    if bare in CODE_SUITES:
+        return CODE_SUITES.get(bare)(request)
+    if bare not in _manifest_suite_names():
+        raise UnknownNameError(unknown_name_message("suite", name, suite_names()),
+                               fix="run `python run_all.py ls` to see the suites")
+    from benchmark.loaders import plan_from_manifests
+
+    return plan_from_manifests(name, request)
+
+
+def catalogue() -> dict[str, list[dict[str, Any]]]:
+    """What `ls` prints: suites, attributes, metrics and models, each with its version."""
+    out: dict[str, list[dict[str, Any]]] = {"suites": [{"name": n, "description": "defined in code"}
+                                                       for n in CODE_SUITES.names()]}
+    try:
+        from benchmark import manifests
+    except ImportError:
+        manifests = None
+    if manifests is not None:
+        for kind, items in manifests.catalogue().items():
+            out.setdefault(kind, []).extend(items)
+    try:
+        import metrics
+    except ImportError:
+        metrics = None
+    if metrics is not None and hasattr(metrics, "METRICS"):
+        out.setdefault("metrics", []).extend({"name": n} for n in metrics.METRICS.names())
+    return out
