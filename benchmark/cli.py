@@ -130,11 +130,7 @@ def _run_delegate(name: str, args: argparse.Namespace) -> int:
 # -- run ----------------------------------------------------------------------------------------------------------
 
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from benchmark.cache import StageCache
-    from benchmark.paths import cache_dir
-    from benchmark.pipeline import run_plan
-    from benchmark.results import check_writable, load_results
-    from benchmark.runner import Runner
+    from benchmark.results import check_writable
     from benchmark.suite import RunRequest, resolve_plan
 
     out = args.out.expanduser()
@@ -148,10 +144,16 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             args.limit, args.limit)
     import torch
 
+    from benchmark.cache import StageCache
+    from benchmark.paths import cache_dir
+    from benchmark.pipeline import run_plan
+    from benchmark.results import load_results
+    from benchmark.runner import Runner
+
     device = torch.device(plan.device)
     runner = Runner(StageCache(cache_dir() / "stages"), fresh=args.fresh,
                     environment={"torch": torch.__version__, "device": device.type})
-    run_dir = run_plan(plan, runner, out, argv=list(argv))
+    run_dir = run_plan(plan, runner, out, argv=list(argv)).resolve()
     result = load_results(run_dir)
     if args.json:
         print(json.dumps({"run_dir": str(run_dir), **json.loads(result.model_dump_json())}, indent=2))

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import UnknownNameError
 from benchmark.registry import Registry, unknown_name_message
-from benchmark.stages.plan import SuitePlan
+
+if TYPE_CHECKING:  # the plan pulls in torch; `ls` and early input checks should not wait for it
+    from benchmark.stages.plan import SuitePlan
 
 DEFAULT_SUITES = ("synthetic", "demo")  # the first that resolves is what a bare `run_all.py` runs
 
@@ -79,3 +81,21 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
     if metrics is not None and hasattr(metrics, "METRICS"):
         out.setdefault("metrics", []).extend({"name": n} for n in metrics.METRICS.names())
     return out
+
+
+def select_attributes(available: list[Any], requested: list[str] | None, *, name=lambda a: a.name) -> list[Any]:
+    """The suite's attributes, or the requested subset in the suite's order; unknown names get did-you-mean."""
+    if not requested:
+        return list(available)
+    names = [name(a) for a in available]
+    for r in requested:
+        if r.split("@")[0] not in names:
+            raise UnknownNameError(unknown_name_message("attribute", r, names),
+                                   fix="pick from the suite's attributes (see `python run_all.py ls`)")
+    wanted = {r.split("@")[0] for r in requested}
+    return [a for a in available if name(a) in wanted]
+
+
+def apply_limit(items: list[Any], limit: int | None) -> list[Any]:
+    """The first `limit` items (a run with a limit is marked not for reporting)."""
+    return list(items) if limit is None else list(items)[:limit]
