@@ -39,7 +39,7 @@ from benchmark.stages import EDIT, INVERT, MEASURE, REPORT, TRAIN
 from benchmark.stages.edit import edit_attribute
 from benchmark.stages.invert import invert_images
 from benchmark.stages.measure import measure_attribute
-from benchmark.stages.plan import SuitePlan
+from benchmark.stages.plan import SuitePlan, edit_key
 from benchmark.stages.train import train_attribute
 
 log = logging.getLogger("benchmark.pipeline")
@@ -77,19 +77,23 @@ def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
         for attr in plan.attributes:
             state.ft[attr.name] = train_attribute(runner, plan.engine, attr, plan.train_images,
                                                   state.train_inversions, device=plan.device)
-    with runner.stage(EDIT, total=len(plan.attributes), unit="attr"):
-        for attr in plan.attributes:
-            state.edits[attr.name] = edit_attribute(runner, plan.engine, attr, state.ft[attr.name],
-                                                    state.test_inversions, device=plan.device)
-    with runner.stage(MEASURE, total=len(plan.attributes) * len(plan.metrics), unit="metric"):
-        for attr in plan.attributes:
+    edits = [(attr, scale, edit_key(attr.name, scale)) for attr in plan.attributes for scale in plan.delta_h_scales]
+    with runner.stage(EDIT, total=len(edits), unit="edit"):
+        for attr, scale, key in edits:
+            state.edits[key] = edit_attribute(runner, plan.engine, attr, state.ft[attr.name],
+                                              state.test_inversions, delta_h_scale=scale, device=plan.device)
+    with runner.stage(MEASURE, total=len(edits) * len(plan.metrics), unit="metric"):
+        for attr, _, key in edits:
             for pm in plan.metrics:
-                entry = measure_attribute(runner, pm, attr, plan.images, state.edits[attr.name],
+                entry = measure_attribute(runner, pm, attr, key, plan.images, state.edits[key],
                                           state.test_inversions, plan.make_edit_set)
-                state.measures[(attr.name, pm.key)] = entry
-                state.metrics.setdefault(attr.name, {})[pm.key] = metric_value(entry.output.data,
-                                                                               pm.metric.direction)
+                state.measures[(key, pm.key)] = entry
+                state.metrics.setdefault(key, {})[pm.key] = metric_value(entry.output.data, pm.metric.direction)
     return state
+
+
+def attribute_infos(plan: SuitePlan) -> dict:
+    return {edit_key(a.name, s): a.info(s) for a in plan.attributes for s in plan.delta_h_scales}
 
 
 def metric_value(data: Mapping[str, Any], direction: str) -> MetricValue:
@@ -167,7 +171,7 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
                         attributes=[a.ref for a in plan.attributes],
                         cache={k: {"hits": s.hits, "misses": s.misses} for k, s in runner.stats.items()},
                         notes=list(plan.notes)),
-            metrics=state.metrics, gates=gates, attributes={a.name: a.info() for a in plan.attributes},
+            metrics=state.metrics, gates=gates, attributes=attribute_infos(plan),
             references=list(plan.references), grid_images=grid)
 
     with RunFolder(final) as folder:

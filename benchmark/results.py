@@ -106,13 +106,17 @@ class ReferenceValue(_Frozen):
     """One cell a run is compared with; see `benchmark.gates`."""
 
     metric: str
-    attribute: str
+    attribute: str  # the attribute's key in `metrics` (e.g. `smiling`, or `smiling_x0.5` for a Δh scale of 0.5)
     column: str
     value: float | None
     provenance: str = ""
     band: Band | None = None
-    variant: str | None = None
-    settings: dict[str, Any] | str | None = Field(default=None)
+    gated: bool = True  # False: the band is shown in tables but never fails a run (e.g. an unknown scale)
+    band_rationale: str = ""
+    variant: str | None = None  # None: the metric's primary value
+    std: float | None = None
+    n: int | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
 
     def gate_name(self) -> str:
         variant = f"[{self.variant}]" if self.variant else ""
@@ -122,10 +126,11 @@ class ReferenceValue(_Frozen):
 class AttributeInfo(_Frozen):
     """What a report needs to know of an attribute without its manifest."""
 
-    name: str
+    name: str  # the attribute manifest's name (several keys share it when the suite edits at several scales)
     domain: str  # "in-domain" or "unseen"
     source_prompt: str = ""
     target_prompt: str = ""
+    delta_h_scale: float = 1.0
 
 
 class RunInfo(_Frozen):

@@ -105,9 +105,9 @@ class ShiftEngine:
         self._log(f"load {attribute.name}")
         return {"shift": torch.tensor([float(attribute.settings["shift"])])}
 
-    def edit(self, attribute, ft_state, x_T):
+    def edit(self, attribute, ft_state, x_T, *, delta_h_scale=1.0):
         self._log(f"edit {attribute.name}")
-        return x_T - 0.25 + ft_state["shift"]
+        return x_T - 0.25 + ft_state["shift"] * delta_h_scale
 
 
 def images(n: int, size: int = 8, seed: int = 0) -> list[ImageItem]:

@@ -89,3 +89,17 @@ def test_limit_is_marked_not_for_reporting(tmp_path):
     result = load_results(run_dir)
     assert result.not_for_reporting and result.run.limit == 3
     assert "NOT FOR REPORTING" in (run_dir / "report" / "tables" / "shift.md").read_text()
+
+
+def test_each_delta_h_scale_is_its_own_edit_and_reuses_the_trained_ft(tmp_path):
+    log = tmp_path / "computed.log"
+    engine = standins.ShiftEngine(log_file=str(log))
+    runner, run_dir = _run(tmp_path, standins.plan(shifts=SHIFTS, engine=engine, delta_h_scales=(1.0, 0.5)))
+    result = load_results(run_dir)
+    assert set(result.metrics) == {"smiling", "smiling_x0.5", "pixar", "pixar_x0.5"}
+    # 0.5 · 25.2 = 12.6 → every pixel moves by 13.
+    assert result.metrics["smiling_x0.5"]["shift"].mean == pytest.approx(13 / 255, abs=1e-12)
+    assert result.attributes["smiling_x0.5"].delta_h_scale == 0.5
+    assert result.attributes["smiling_x0.5"].name == "smiling"
+    assert sum(line.startswith("train") for line in log.read_text().splitlines()) == 2  # once per attribute
+    assert runner.stats["edit"].misses == 4

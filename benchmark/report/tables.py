@@ -95,7 +95,10 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
             gate = gate_by_name.get(ref.gate_name())
             on = f" on {ref.variant}" if ref.variant else ""
             bands.append(f"{ref.band.describe()}{on} ({REFERENCE_COLUMNS.get(ref.column, ref.column)})")
-            verdicts.append("—" if gate is None else ("PASS" if gate.passed else "FAIL"))
+            if not ref.gated:
+                verdicts.append("not gated")
+            else:
+                verdicts.append("—" if gate is None else ("PASS" if gate.passed else "FAIL"))
             num[f"band_{ref.column}_low"] = ref.band.low
             num[f"band_{ref.column}_high"] = ref.band.high
             num[f"passed_{ref.column}"] = None if gate is None else gate.passed
@@ -108,9 +111,18 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
 
     spec_name = first.spec.get("name", metric)
     title = f"{metric} {arrow} ({spec_name})"
+    grouped: dict[str, list[str]] = {}  # one note per distinct text, naming the attributes it covers
     for ref in result.references:
-        if ref.metric == metric and ref.provenance:
-            notes.append(f"{REFERENCE_COLUMNS.get(ref.column, ref.column)}, {ref.attribute}: {ref.provenance}")
+        if ref.metric != metric:
+            continue
+        col = REFERENCE_COLUMNS.get(ref.column, ref.column)
+        if ref.provenance:
+            grouped.setdefault(f"{col}: {ref.provenance}", []).append(ref.attribute)
+        if ref.band is not None and ref.band_rationale:
+            grouped.setdefault(f"Band vs {col}: {ref.band_rationale}", []).append(ref.attribute)
+    for text, attrs in grouped.items():
+        head, _, body = text.partition(": ")
+        notes.append(f"{head} ({', '.join(dict.fromkeys(attrs))}): {body}")
     if metric.startswith("sdir") or str(spec_name).startswith("sdir"):
         notes.insert(0, SDIR_CAVEAT)
     if result.not_for_reporting:

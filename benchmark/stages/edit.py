@@ -1,4 +1,4 @@
-"""Edit: generate every test image's edit with an attribute's f_t; one cached unit per attribute."""
+"""Edit: generate every test image's edit with an attribute's f_t; one cached unit per (attribute, Δh scale)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,19 @@ from benchmark.images import to_uint8
 from benchmark.runner import Runner
 from benchmark.stages import EDIT
 from benchmark.stages.invert import gather
-from benchmark.stages.plan import AttributePlan, Engine
+from benchmark.stages.plan import AttributePlan, Engine, edit_key
 
 
 def edit_attribute(runner: Runner, engine: Engine, attribute: AttributePlan, ft_entry: CacheEntry,
-                   test_inversions: Sequence[CacheEntry], *, device) -> CacheEntry:
+                   test_inversions: Sequence[CacheEntry], *, delta_h_scale: float, device) -> CacheEntry:
     def compute() -> StageOutput:
         x_T = gather(test_inversions, "x_T").to(device)
         state = {k: v.to(device) for k, v in ft_entry.output.tensors.items()}
         with torch.no_grad():
-            edited = engine.edit(attribute, state, x_T)
+            edited = engine.edit(attribute, state, x_T, delta_h_scale=delta_h_scale)
         return StageOutput(tensors={"edited": to_uint8(edited)})
 
-    spec = {"attribute": attribute.ref, "settings": dict(attribute.settings), **engine.spec_for("edit", attribute)}
-    return runner.unit(EDIT, attribute.name, spec, compute, digests=engine.digests,
+    spec = {"attribute": attribute.ref, "settings": dict(attribute.settings), "delta_h_scale": delta_h_scale,
+            **engine.spec_for("edit", attribute)}
+    return runner.unit(EDIT, edit_key(attribute.name, delta_h_scale), spec, compute, digests=engine.digests,
                        upstream={"ft": ft_entry, **{f"invert{i}": e for i, e in enumerate(test_inversions)}})

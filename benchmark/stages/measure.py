@@ -47,7 +47,7 @@ def result_to_data(result: Any) -> dict[str, Any]:
     })
 
 
-def measure_attribute(runner: Runner, plan_metric: MetricPlan, attribute: AttributePlan,
+def measure_attribute(runner: Runner, plan_metric: MetricPlan, attribute: AttributePlan, key: str,
                       items: Sequence[ImageItem], edit_entry: CacheEntry, test_inversions: Sequence[CacheEntry],
                       make_edit_set) -> CacheEntry:
     metric = plan_metric.metric
@@ -63,6 +63,6 @@ def measure_attribute(runner: Runner, plan_metric: MetricPlan, attribute: Attrib
 
     spec = {"metric": plan_metric.key, "metric_spec": dict(metric.spec), "direction": metric.direction,
             "attribute": attribute.ref, "prompts": [attribute.source_prompt, attribute.target_prompt]}
-    return runner.unit(MEASURE, f"{attribute.name}/{plan_metric.key}", spec, compute,
+    return runner.unit(MEASURE, f"{key}/{plan_metric.key}", spec, compute,
                        digests={f"image:{it.id}": it.digest for it in items},
                        upstream={"edit": edit_entry, **{f"invert{i}": e for i, e in enumerate(test_inversions)}})

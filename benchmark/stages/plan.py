@@ -36,9 +36,14 @@ class AttributePlan:
     settings: Mapping[str, Any]  # t_edit, t_boost, lambda_clip, lambda_recon, ... (all part of the cache keys)
     official_ft: tuple[str, str] | None = None  # (path, sha256) of a released f_t, used instead of training
 
-    def info(self) -> AttributeInfo:
+    def info(self, delta_h_scale: float = 1.0) -> AttributeInfo:
         return AttributeInfo(name=self.name, domain=self.domain, source_prompt=self.source_prompt,
-                             target_prompt=self.target_prompt)
+                             target_prompt=self.target_prompt, delta_h_scale=delta_h_scale)
+
+
+def edit_key(attribute: str, delta_h_scale: float) -> str:
+    """The key of one edit setting in results: `smiling` for Δh scale 1, `smiling_x0.5` for 0.5·Δh."""
+    return attribute if delta_h_scale == 1.0 else f"{attribute}_x{delta_h_scale:g}"
 
 
 class Engine(Protocol):
@@ -60,9 +65,10 @@ class Engine(Protocol):
     def load_official(self, attribute: AttributePlan) -> dict[str, torch.Tensor]:
         """The released f_t's state dict (verified against its digest)."""
 
-    def edit(self, attribute: AttributePlan, ft_state: Mapping[str, torch.Tensor], x_T: torch.Tensor,
-             ) -> torch.Tensor:
-        """The edited images from the inverted latents, with the attribute's t_edit / t_boost / scale."""
+    def edit(self, attribute: AttributePlan, ft_state: Mapping[str, torch.Tensor], x_T: torch.Tensor, *,
+             delta_h_scale: float = 1.0) -> torch.Tensor:
+        """The edited images from the inverted latents, with the attribute's t_edit / t_boost, and Δh scaled
+        by `delta_h_scale` (on top of the n_train/n_test scaling)."""
 
 
 class MetricLike(Protocol):
@@ -90,6 +96,7 @@ class SuitePlan:
     engine: Engine
     make_edit_set: Callable[..., Any]  # metrics.EditSet, injected so the stages do not import metrics/
     train_images: Sequence[ImageItem] = ()
+    delta_h_scales: Sequence[float] = (1.0,)  # every attribute is edited at each (the study reports 1 and 0.5)
     batch_size: int = 8
     seeds: dict[str, int] = field(default_factory=lambda: {"global": 0})
     manifest_digests: dict[str, str] = field(default_factory=dict)
