@@ -99,7 +99,7 @@ def attribute_infos(plan: SuitePlan) -> dict:
 def metric_value(data: Mapping[str, Any], direction: str) -> MetricValue:
     p = data["primary"]
     return MetricValue(mean=p["mean"], ci_low=p["ci_low"], ci_high=p["ci_high"], n=p["n"], std=p.get("std"),
-                       direction=direction, spec=data["spec"], flags=data.get("flags", []),
+                       direction=direction, spec=data["spec"], flags=data.get("flags", {}),
                        variants={k: Aggregate(**{f: v.get(f) for f in ("mean", "ci_low", "ci_high", "n", "std")})
                                  for k, v in data.get("variants", {}).items()})
 
@@ -109,6 +109,8 @@ def per_image_rows(state: RunState) -> list[dict[str, Any]]:
     ids = [it.id for it in state.plan.images]
     for (attr, key), entry in state.measures.items():
         data = entry.output.data
+        if not data["per_image"]:  # a set metric (FID, KID): no per-image values
+            continue
         for i, image_id in enumerate(ids):
             row = {"attribute": attr, "metric": key, "id": image_id, "value": data["per_image"][i]}
             for var, values in data.get("variant_per_image", {}).items():

@@ -63,11 +63,11 @@ class Band(_Frozen):
 
 
 class Aggregate(_Frozen):
-    """Mean with a 95% bootstrap CI over N images."""
+    """Mean with a 95% bootstrap CI over N images (the CI is None when N < 2)."""
 
     mean: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     n: int
     std: float | None = None
 
@@ -76,14 +76,14 @@ class MetricValue(_Frozen):
     """One metric on one attribute: the primary aggregate, other reported forms of it, and its frozen spec."""
 
     mean: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     n: int
     std: float | None = None
     direction: Literal["higher", "lower"]
     spec: dict[str, Any]
     variants: dict[str, Aggregate] = Field(default_factory=dict)
-    flags: list[str] = Field(default_factory=list)
+    flags: dict[str, list[str]] = Field(default_factory=dict)  # caveat code -> the image ids it applies to
 
     def value(self, variant: str | None = None) -> Aggregate:
         if variant is None:

@@ -29,21 +29,23 @@ class StandinEditSet:
 
 
 @dataclass
-class Agg:
+class Agg:  # the shape of metrics.Aggregate
     mean: float
     std: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     n: int
-    per_image: list[float] | None = None
 
 
 @dataclass
-class StandinResult:
+class StandinResult:  # the shape of metrics.MetricResult
+    name: str
+    direction: str
     primary: Agg
     variants: dict
-    per_image: list[float]
-    flags: list[str]
+    per_image: dict
+    ids: list
+    flags: dict
     spec: dict
 
 
@@ -61,14 +63,18 @@ class MeanAbsShift:
     direction = "higher"
 
     def __init__(self, reference: str = "original"):
-        self.spec = {"name": self.name, "reference": reference}
+        self.reference = reference
 
-    def __call__(self, es: StandinEditSet) -> StandinResult:
-        ref = es.original if self.spec["reference"] == "original" else es.reconstruction
+    def spec_dict(self):
+        return {"metric": self.name, "direction": self.direction, "reference": self.reference}
+
+    def compute(self, es: StandinEditSet) -> StandinResult:
+        ref = es.original if self.reference == "original" else es.reconstruction
         values = (es.edited.double() - ref.double()).abs().mean(dim=(1, 2, 3)).numpy() / 255.0
-        neg = aggregate(-values)
-        neg.per_image = (-values).tolist()
-        return StandinResult(aggregate(values), {"negated": neg}, values.tolist(), [], dict(self.spec))
+        flags = {"zero_shift": [i for i, v in zip(es.ids, values, strict=True) if v == 0]}
+        return StandinResult(self.name, self.direction, aggregate(values), {"negated": aggregate(-values)},
+                             {"value": values.tolist(), "negated": (-values).tolist()}, list(es.ids),
+                             {k: v for k, v in flags.items() if v}, self.spec_dict())
 
 
 class ShiftEngine:

@@ -20,6 +20,10 @@ class Comparison:
         return body + "".join(f"\n- {n}" for n in self.notes)
 
 
+def _ci(mv) -> str:
+    return "—" if mv.ci_low is None or mv.ci_high is None else f"[{mv.ci_low:.4f}, {mv.ci_high:.4f}]"
+
+
 def compare_runs(a: str | Path, b: str | Path) -> Comparison:
     ra, rb = load_results(a), load_results(b)
     rows, notes = [], []
@@ -31,11 +35,12 @@ def compare_runs(a: str | Path, b: str | Path) -> Comparison:
             if ma.spec != mb.spec:
                 notes.append(f"{attr}/{key}: the metric specs differ, so the values are not comparable")
             better = (mb.mean - ma.mean) * (1 if ma.direction == "higher" else -1)
+            have_cis = None not in (ma.ci_low, ma.ci_high, mb.ci_low, mb.ci_high)
             rows.append({"attribute": attr, "metric": key, "direction": "↑" if ma.direction == "higher" else "↓",
-                         "A": ma.mean, "A_ci": f"[{ma.ci_low:.4f}, {ma.ci_high:.4f}]", "B": mb.mean,
-                         "B_ci": f"[{mb.ci_low:.4f}, {mb.ci_high:.4f}]", "delta": mb.mean - ma.mean,
+                         "A": ma.mean, "A_ci": _ci(ma), "B": mb.mean, "B_ci": _ci(mb), "delta": mb.mean - ma.mean,
                          "B_better": better > 0,
-                         "cis_overlap": not (mb.ci_low > ma.ci_high or ma.ci_low > mb.ci_high),
+                         "cis_overlap": (not (mb.ci_low > ma.ci_high or ma.ci_low > mb.ci_high)) if have_cis
+                         else None,
                          "n_A": ma.n, "n_B": mb.n})
     only = sorted({(x, k) for x in ra.metrics for k in ra.metrics[x]} ^ {(x, k) for x in rb.metrics
                                                                              for k in rb.metrics[x]})

@@ -68,7 +68,7 @@ def metric_distribution(metric: str, per_attribute: Mapping[str, Sequence[float]
     for i, values in enumerate(data, start=1):
         ax.scatter(i + rng.uniform(-0.15, 0.15, size=len(values)), values, s=6, alpha=0.5, color="tab:blue",
                    linewidths=0)
-        if mean_ci and names[i - 1] in mean_ci:
+        if mean_ci and names[i - 1] in mean_ci and None not in mean_ci[names[i - 1]]:
             mean, low, high = mean_ci[names[i - 1]]
             ax.errorbar(i + 0.33, mean, yerr=[[mean - low], [high - mean]], fmt="o", color="tab:red", ms=3,
                         capsize=2, lw=1)

@@ -104,8 +104,8 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
             num[f"passed_{ref.column}"] = None if gate is None else gate.passed
         disp["Band"] = "; ".join(bands) or "—"
         disp["Verdict"] = " / ".join(verdicts) or "—"
-        if mv.flags:
-            notes.append(f"{attr}: flags {', '.join(mv.flags)}")
+        for code, ids in mv.flags.items():
+            notes.append(f"{attr}: {code} on {len(ids)} of {mv.n} images")
         num_rows.append(num)
         disp_rows.append(disp)
 

@@ -16,34 +16,28 @@ from benchmark.stages.plan import AttributePlan, ImageItem, MetricPlan
 
 
 def _aggregate(agg: Any) -> dict[str, Any]:
-    """A metric aggregate as plain JSON (the metrics package returns small dataclasses or pydantic models)."""
+    """A metric aggregate (`metrics.Aggregate`: mean, std, ci_low, ci_high, n) as plain JSON."""
     if isinstance(agg, Mapping):
         return dict(agg)
-    if hasattr(agg, "model_dump"):
-        return agg.model_dump()
-    return {k: getattr(agg, k) for k in ("mean", "std", "ci_low", "ci_high", "n") if hasattr(agg, k)}
+    return {k: getattr(agg, k, None) for k in ("mean", "std", "ci_low", "ci_high", "n")}
 
 
 def result_to_data(result: Any) -> dict[str, Any]:
-    """A `MetricResult` as the JSON a cache entry stores (floats, lists, dicts only)."""
-    per_image = result.per_image
-    if isinstance(per_image, torch.Tensor):
-        per_image = per_image.detach().cpu().double().tolist()
-    variants = {}
-    variant_per_image = {}
-    for name, agg in dict(getattr(result, "variants", {}) or {}).items():
-        variants[name] = _aggregate(agg)
-        values = getattr(agg, "per_image", None)
-        if values is not None:
-            variant_per_image[name] = (values.detach().cpu().double().tolist()
-                                       if isinstance(values, torch.Tensor) else list(values))
+    """A `metrics.MetricResult` as the JSON a cache entry stores.
+
+    `per_image["value"]` holds the primary per-image values (absent for set metrics such as FID); other keys of
+    `per_image` are per-image values of variants. `flags[code]` lists the ids a caveat applies to.
+    """
+    per_image = {k: [None if v is None else float(v) for v in vals] for k, vals in dict(result.per_image).items()}
     return _normalise({
         "primary": _aggregate(result.primary),
-        "variants": variants,
-        "per_image": [None if v is None else float(v) for v in per_image],
-        "variant_per_image": variant_per_image,
-        "flags": list(getattr(result, "flags", []) or []),
-        "spec": dict(result.spec) if result.spec is not None else {},
+        "variants": {name: _aggregate(agg) for name, agg in dict(result.variants).items()},
+        "per_image": per_image.pop("value", []),
+        "variant_per_image": per_image,
+        "ids": list(result.ids),
+        "flags": {code: list(ids) for code, ids in dict(result.flags).items()},
+        "notes": list(getattr(result, "notes", [])),
+        "spec": dict(result.spec),
     })
 
 
@@ -59,9 +53,9 @@ def measure_attribute(runner: Runner, plan_metric: MetricPlan, attribute: Attrib
             reconstruction=gather(test_inversions, "reconstruction"),
             source_text=attribute.source_prompt, target_text=attribute.target_prompt,
             ids=[it.id for it in items])
-        return StageOutput(data=result_to_data(metric(edit_set)))
+        return StageOutput(data=result_to_data(metric.compute(edit_set)))
 
-    spec = {"metric": plan_metric.key, "metric_spec": dict(metric.spec), "direction": metric.direction,
+    spec = {"metric": plan_metric.key, "metric_spec": plan_metric.spec(), "direction": metric.direction,
             "attribute": attribute.ref, "prompts": [attribute.source_prompt, attribute.target_prompt]}
     return runner.unit(MEASURE, f"{key}/{plan_metric.key}", spec, compute,
                        digests={f"image:{it.id}": it.digest for it in items},

@@ -72,19 +72,24 @@ class Engine(Protocol):
 
 
 class MetricLike(Protocol):
-    """A registered metric (`metrics.get_metric(...)`); see docs/architecture.md."""
+    """A registered metric (`metrics.get_metric(...)`): `compute(EditSet) -> MetricResult`."""
 
     name: str
     direction: str
-    spec: Mapping[str, Any]
 
-    def __call__(self, edit_set: Any) -> Any: ...
+    def spec_dict(self) -> dict[str, Any]: ...
+
+    def compute(self, edit_set: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
 class MetricPlan:
     key: str  # column in results, e.g. "sdir"
     metric: MetricLike
+
+    def spec(self) -> dict[str, Any]:
+        """The metric's frozen spec (back-end, weights digest, preprocessing, reference): part of the key."""
+        return dict(self.metric.spec_dict())
 
 
 @dataclass
