@@ -61,6 +61,7 @@ def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
     what.add_argument("--limit", type=_positive_int, metavar="N",
                       help="only the first N images; the result is marked NOT FOR REPORTING")
     what.add_argument("--profile", metavar="NAME", help="a profile of the suite (e.g. tiny: small models, for CI)")
+    _data_arguments(run.add_argument_group("data"))
     how = run.add_argument_group("where and how")
     how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     how.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for run folders (default: %(default)s)")
@@ -72,11 +73,24 @@ def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list suites, attributes, metrics and models with their versions")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
 
-    for name, text in (("validate", "resolve and check a suite without computing; lists every problem"),
-                       ("fetch", "download and verify weights and data (the only command that downloads)"),
-                       ("lock", "record digests that are not yet pinned")):
-        p = sub.add_parser(name, help=text, formatter_class=fmt)
-        _delegate(name).add_arguments(p) if _delegate_available(name) else _fallback_arguments(p)
+    validate = sub.add_parser("validate", help="resolve and check a suite without computing; lists every problem",
+                              formatter_class=fmt, epilog="exit code 2 when any problem is an error")
+    _suite_arguments(validate, required=True)
+    _data_arguments(validate)
+    validate.add_argument("--device", default="auto", help="the device the run would use (default: %(default)s)")
+    validate.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the output folder the run would use")
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
+
+    fetch = sub.add_parser("fetch", help="download and verify weights (the only command that downloads)",
+                           formatter_class=fmt,
+                           epilog="examples:\n  python run_all.py fetch --suite paper-table\n"
+                                  "  python run_all.py fetch clip-vit-b16-openai@1")
+    fetch.add_argument("models", nargs="*", metavar="MODEL", help="model manifests (name[@version]) to fetch")
+    _suite_arguments(fetch, required=False)
+
+    lock = sub.add_parser("lock", help="record digests that are not yet pinned (data and fetched weights)")
+    _suite_arguments(lock, required=True)
+    _data_arguments(lock)
 
     report = sub.add_parser("report", help="regenerate tables, figures and HTML of a run folder")
     report.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (holds results.json)")
@@ -98,33 +112,60 @@ def _positive_int(text: str) -> int:
     return value
 
 
-# -- delegated commands (validate, fetch, lock live in their own modules) ---------------------------------------
+# -- shared argument groups --------------------------------------------------------------------------------------
 
-_DELEGATES = {"validate": "benchmark.validate", "fetch": "benchmark.fetch", "lock": "benchmark.lock"}
-
-
-def _delegate(name: str):
-    import importlib
-
-    return importlib.import_module(_DELEGATES[name])
+def _suite_arguments(p, *, required: bool) -> None:
+    p.add_argument("--suite", required=required, help="suite name[@version]")
+    p.add_argument("--profile", metavar="NAME", help="a profile of the suite (e.g. tiny)")
 
 
-def _delegate_available(name: str) -> bool:
-    import importlib.util
-
-    spec = importlib.util.find_spec(_DELEGATES[name])
-    return spec is not None
+def _data_arguments(p) -> None:
+    p.add_argument("--data", metavar="PATH", help="the test images: a folder, zip or LMDB (docs/data.md)")
+    p.add_argument("--train-data", metavar="PATH", help="the training images, when another dataset")
 
 
-def _fallback_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", default=None, help="suite name[@version]")
+# -- validate / fetch / lock (the checks themselves live in benchmark.validate, .fetch and .lock) -------------------
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import metrics
+    from benchmark.validate import validate_suite
+
+    report = validate_suite(args.suite, profile=args.profile, data_root=args.data, train_data_root=args.train_data,
+                            device=args.device, out_dir=args.out, known_metrics=metrics.METRICS.names())
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    return report.exit_code
 
 
-def _run_delegate(name: str, args: argparse.Namespace) -> int:
-    if not _delegate_available(name):
-        raise BenchError(f"`{name}` is not available in this build ({_DELEGATES[name]} is missing)",
-                         fix="update the checkout; the command ships with the manifests package")
-    return int(_delegate(name).command(args) or 0)
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from benchmark.fetch import fetch_models
+    from benchmark.lock import LockFile
+    from benchmark.manifests import ManifestRegistry, resolve_suite
+
+    if not args.models and not args.suite:
+        raise BenchError("fetch needs model names or --suite", fix="e.g. `python run_all.py fetch --suite paper-table`")
+    registry = ManifestRegistry()
+    models = [registry.get("model", ref) for ref in args.models]
+    if args.suite:
+        models += list(resolve_suite(args.suite, profile=args.profile, registry=registry).models().values())
+    statuses = fetch_models(models, lock=LockFile.load())
+    for st in statuses:
+        print(f"{st.state:>4}  {st.model}  {st.path}")
+    print(f"{len(statuses)} file(s) present and verified")
+    return 0
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from benchmark.lock import lock_suite
+    from benchmark.manifests import resolve_suite
+
+    summary = lock_suite(resolve_suite(args.suite, profile=args.profile), data_root=args.data,
+                         train_data_root=args.train_data)
+    for key, n in summary.recorded.items():
+        print(f"recorded {n} digest(s) for {key}")
+    print(f"{summary.already_known} digest(s) already pinned or locked")
+    for what in summary.missing:
+        print(f"not checked (not on disk): {what}")
+    return 0
 
 
 # -- run ----------------------------------------------------------------------------------------------------------
@@ -136,7 +177,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     out = args.out.expanduser()
     check_writable(out)  # before any compute: a result that cannot be written is not worth an hour of GPU
     request = RunRequest(suite=args.suite, attributes=args.attributes, limit=args.limit, device=args.device,
-                         profile=args.profile)
+                         profile=args.profile, data=args.data, train_data=args.train_data)
     plan = resolve_plan(request)
     if args.limit is not None:
         logging.getLogger("benchmark").warning(
@@ -243,9 +284,8 @@ def main(argv: Sequence[str] | None = None, default_command: str | None = None) 
     try:
         if args.command == "run":
             return _cmd_run(args, argv)
-        if args.command in _DELEGATES:
-            return _run_delegate(args.command, args)
-        return {"report": _cmd_report, "compare": _cmd_compare, "ls": _cmd_ls}[args.command](args)
+        return {"report": _cmd_report, "compare": _cmd_compare, "ls": _cmd_ls, "validate": _cmd_validate,
+                "fetch": _cmd_fetch, "lock": _cmd_lock}[args.command](args)
     except BenchError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.fix:

@@ -27,17 +27,25 @@ class RunRequest:
     limit: int | None = None
     device: str = "auto"
     profile: str | None = None
+    data: str | None = None  # where the test images are (folder, zip or LMDB); see docs/data.md
+    train_data: str | None = None  # where the training images are, when they are another dataset
 
 
 CODE_SUITES: Registry[Callable[[RunRequest], SuitePlan]] = Registry("suite")
 
 
-def _manifest_suite_names() -> list[str]:
+def _registry():
+    """The manifest registry, or None in a checkout without the manifests package."""
     try:
-        from benchmark import manifests
+        from benchmark.manifests import ManifestRegistry
     except ImportError:
-        return []
-    return list(manifests.suite_names())
+        return None
+    return ManifestRegistry()
+
+
+def _manifest_suite_names() -> list[str]:
+    registry = _registry()
+    return [] if registry is None else sorted({ref.split("@")[0] for ref in registry.names("suite")})
 
 
 def suite_names() -> list[str]:
@@ -67,20 +75,20 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
     """What `ls` prints: suites, attributes, metrics and models, each with its version."""
     out: dict[str, list[dict[str, Any]]] = {"suites": [{"name": n, "description": "defined in code"}
                                                        for n in CODE_SUITES.names()]}
-    try:
-        from benchmark import manifests
-    except ImportError:
-        manifests = None
-    if manifests is not None:
-        for kind, items in manifests.catalogue().items():
-            out.setdefault(kind, []).extend(items)
+    registry = _registry()
+    kinds = {"suites": "suite", "attributes": "attribute", "models": "model", "datasets": "dataset"}
+    for label, kind in kinds.items():
+        for lm in ([] if registry is None else registry.all(kind)):
+            m = lm.manifest
+            out.setdefault(label, []).append({"name": m.ref, "description": " ".join(m.description.split())[:100]})
     try:
         import metrics
     except ImportError:
         metrics = None
-    if metrics is not None and hasattr(metrics, "METRICS"):
-        out.setdefault("metrics", []).extend({"name": n} for n in metrics.METRICS.names())
-    return out
+    if metrics is not None:
+        out["metrics"] = [{"name": m["name"], "description": f"{'↑' if m['direction'] == 'higher' else '↓'} "
+                           f"{m['description']}"} for m in metrics.list_metrics()]
+    return {k: sorted(v, key=lambda e: e["name"]) for k, v in out.items()}
 
 
 def select_attributes(available: list[Any], requested: list[str] | None, *, name=lambda a: a.name) -> list[Any]:

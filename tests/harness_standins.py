@@ -111,7 +111,7 @@ class ShiftEngine:
         self._log(f"load {attribute.name}")
         return {"shift": torch.tensor([float(attribute.settings["shift"])])}
 
-    def edit(self, attribute, ft_state, x_T, *, delta_h_scale=1.0):
+    def edit(self, attribute, ft_state, x_T, *, delta_h_scale=1.0, ids=None):
         self._log(f"edit {attribute.name}")
         return x_T - 0.25 + ft_state["shift"] * delta_h_scale
 

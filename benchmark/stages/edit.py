@@ -20,7 +20,8 @@ def edit_attribute(runner: Runner, engine: Engine, attribute: AttributePlan, ft_
         x_T = gather(test_inversions, "x_T").to(device)
         state = {k: v.to(device) for k, v in ft_entry.output.tensors.items()}
         with torch.no_grad():
-            edited = engine.edit(attribute, state, x_T, delta_h_scale=delta_h_scale)
+            ids = [i for e in test_inversions for i in e.output.data["ids"]]
+            edited = engine.edit(attribute, state, x_T, delta_h_scale=delta_h_scale, ids=ids)
         return StageOutput(tensors={"edited": to_uint8(edited)})
 
     spec = {"attribute": attribute.ref, "settings": dict(attribute.settings), "delta_h_scale": delta_h_scale,

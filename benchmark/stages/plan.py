@@ -66,9 +66,9 @@ class Engine(Protocol):
         """The released f_t's state dict (verified against its digest)."""
 
     def edit(self, attribute: AttributePlan, ft_state: Mapping[str, torch.Tensor], x_T: torch.Tensor, *,
-             delta_h_scale: float = 1.0) -> torch.Tensor:
+             delta_h_scale: float = 1.0, ids: list[str] | None = None) -> torch.Tensor:
         """The edited images from the inverted latents, with the attribute's t_edit / t_boost, and Δh scaled
-        by `delta_h_scale` (on top of the n_train/n_test scaling)."""
+        by `delta_h_scale` (on top of the n_train/n_test scaling). `ids` seed each image's own noise."""
 
 
 class MetricLike(Protocol):
