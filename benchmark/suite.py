@@ -34,6 +34,10 @@ class RunRequest:
 CODE_SUITES: Registry[Callable[[RunRequest], SuitePlan]] = Registry("suite")
 
 
+def _load_code_suites() -> None:
+    import benchmark.demo  # noqa: F401  (registers `demo`)
+
+
 def _registry():
     """The manifest registry, or None in a checkout without the manifests package."""
     try:
@@ -49,6 +53,7 @@ def _manifest_suite_names() -> list[str]:
 
 
 def suite_names() -> list[str]:
+    _load_code_suites()
     return sorted(set(CODE_SUITES.names()) | set(_manifest_suite_names()))
 
 
@@ -59,6 +64,7 @@ def default_suite() -> str:
 
 def resolve_plan(request: RunRequest) -> SuitePlan:
     """Resolve and check everything a run needs, before any compute; raises a `BenchError` naming the fix."""
+    _load_code_suites()
     name = request.suite or default_suite()
     bare = name.split("@")[0]
     if bare in CODE_SUITES:
@@ -73,6 +79,7 @@ def resolve_plan(request: RunRequest) -> SuitePlan:
 
 def catalogue() -> dict[str, list[dict[str, Any]]]:
     """What `ls` prints: suites, attributes, metrics and models, each with its version."""
+    _load_code_suites()
     out: dict[str, list[dict[str, Any]]] = {"suites": [{"name": n, "description": "defined in code"}
                                                        for n in CODE_SUITES.names()]}
     registry = _registry()
