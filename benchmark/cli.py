@@ -127,11 +127,11 @@ def _data_arguments(p) -> None:
 # -- validate / fetch / lock (the checks themselves live in benchmark.validate, .fetch and .lock) -------------------
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    import metrics
+    from benchmark.suite import known_metric_names
     from benchmark.validate import validate_suite
 
     report = validate_suite(args.suite, profile=args.profile, data_root=args.data, train_data_root=args.train_data,
-                            device=args.device, out_dir=args.out, known_metrics=metrics.METRICS.names())
+                            device=args.device, out_dir=args.out, known_metrics=known_metric_names())
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     return report.exit_code
 

@@ -8,7 +8,7 @@ it shows that the machinery works and what a run produces. The output says so, i
 
 from __future__ import annotations
 
-from benchmark.suite import CODE_SUITES, RunRequest, apply_limit, select_attributes
+from benchmark.suite import CODE_SUITES, RunRequest, apply_limit, require_packages, select_attributes
 
 DEMO_NOTE = ("DEMO: tiny randomly initialised models on generated images; every number below is meaningless. "
              "It only shows the pipeline at work. The default suite `synthetic` has not landed in this checkout; "
@@ -43,6 +43,7 @@ def demo_images(n: int, seed: int):
 
 
 def build_demo(request: RunRequest):
+    require_packages("models", "metrics")
     import metrics
     import models
     from benchmark.hashing import json_digest

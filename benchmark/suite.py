@@ -72,6 +72,7 @@ def resolve_plan(request: RunRequest) -> SuitePlan:
     if bare not in _manifest_suite_names():
         raise UnknownNameError(unknown_name_message("suite", name, suite_names()),
                                fix="run `python run_all.py ls` to see the suites")
+    require_packages("models", "metrics")
     from benchmark.loaders import plan_from_manifests
 
     return plan_from_manifests(name, request)
@@ -96,6 +97,27 @@ def catalogue() -> dict[str, list[dict[str, Any]]]:
         out["metrics"] = [{"name": m["name"], "description": f"{'↑' if m['direction'] == 'higher' else '↓'} "
                            f"{m['description']}"} for m in metrics.list_metrics()]
     return {k: sorted(v, key=lambda e: e["name"]) for k, v in out.items()}
+
+
+def known_metric_names() -> list[str] | None:
+    """The metric registry's names, or None in a checkout without the metrics package (names go unchecked)."""
+    try:
+        import metrics
+    except ImportError:
+        return None
+    return metrics.METRICS.names()
+
+
+def require_packages(*names: str) -> None:
+    """A run needs the method and the metrics; say which package is missing instead of a traceback."""
+    import importlib.util
+
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    if missing:
+        from benchmark.errors import BenchError
+
+        raise BenchError(f"this checkout lacks the package(s) {', '.join(missing)}, which a run needs",
+                         fix="use a complete checkout of asyrp-bench (models/ and metrics/ beside benchmark/)")
 
 
 def select_attributes(available: list[Any], requested: list[str] | None, *, name=lambda a: a.name) -> list[Any]:
