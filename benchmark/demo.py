@@ -23,9 +23,9 @@ ATTRIBUTES = [  # prompts and settings of the paper's suite (smiling in-domain, 
                                                                      "lambda_clip": 0.8, "lambda_recon": 3.0}),
 ]
 # Metric back-ends that need no download: a random CLIP and face parser, a random Inception.
-METRICS = [("sdir", "sdir@1", {"backend": "clip-tiny-random", "reference": "original"}),
-           ("sc", "sc@1", {"backend": "bisenet-random", "reference": "reconstruction"}),
-           ("kid", "kid@1", {"backend": "inception-v3-random", "reference": "original"})]
+METRICS = [("sdir", "sdir@1", {"backend": "tiny-clip-random", "reference": "original"}),
+           ("sc", "sc@1", {"backend": "tiny-faceparser-random", "reference": "reconstruction"}),
+           ("kid", "kid@1", {"backend": "tiny-inception-random", "reference": "original"})]
 
 
 def demo_images(n: int, seed: int):

@@ -21,8 +21,8 @@ from benchmark.stages.plan import AttributePlan  # noqa: E402
 from benchmark.stages.train import train_attribute  # noqa: E402
 
 # diffusers' time embedding is 4 × block_out_channels[0] = 512 and h has block_out_channels[-1] = 512 channels:
-# the shapes the released DeltaBlocks expect, at 16² so it runs on a CPU.
-H512_UNET = {"sample_size": 16, "in_channels": 3, "out_channels": 3, "block_out_channels": [128, 512],
+# the shapes the released DeltaBlocks expect, at 8² so it runs on a CPU.
+H512_UNET = {"sample_size": 8, "in_channels": 3, "out_channels": 3, "block_out_channels": [128, 512],
              "layers_per_block": 1, "down_block_types": ["DownBlock2D", "DownBlock2D"],
              "up_block_types": ["UpBlock2D", "UpBlock2D"], "norm_num_groups": 32, "norm_eps": 1e-6,
              "flip_sin_to_cos": False, "freq_shift": 1, "downsample_padding": 0}
@@ -42,7 +42,7 @@ def setup(fixtures):
         attrs[name] = AttributePlan(name, f"{name}@1", "in-domain", "face", f"{name} face",
                                     {"t_edit": t_edit, "t_boost": 167, "lambda_clip": 0.8, "lambda_recon": 3.0},
                                     official_ft=_official(fixtures, name))
-    engine = AsyrpEngine(model=model, steps=Steps(8, 8, 8), digests={"base_model": "h512-random"},
+    engine = AsyrpEngine(model=model, steps=Steps(4, 4, 4), digests={"base_model": "h512-random"},
                          seeds={"boost_noise": 0})
     return model, engine, attrs
 
@@ -51,7 +51,7 @@ def test_released_f_t_loads_through_the_train_stage_and_edits_like_the_core(setu
     model, engine, attrs = setup
     from harness_standins import images
 
-    items = images(2, size=16)
+    items = images(2, size=8)
     runner = Runner(StageCache(tmp_path), progress=False)
     inversions = invert_images(runner, engine, items, batch_size=2, with_reference=False, purpose="test",
                                device="cpu")
@@ -64,7 +64,7 @@ def test_released_f_t_loads_through_the_train_stage_and_edits_like_the_core(setu
 
     # The same edit straight through the core: the harness adds nothing to the method.
     x_T = inversions[0].output.tensors["x_T"]
-    schedule = models.EditSchedule(n_steps=8, t_edit=513, t_boost=167, delta_scale=1.0, n_train_steps=8)
+    schedule = models.EditSchedule(n_steps=4, t_edit=513, t_boost=167, delta_scale=1.0, n_train_steps=4)
     direct = models.generate(model, x_T, [(released, 1.0)], schedule,
                              engine._noise_generators([it.id for it in items])).images
     from benchmark.images import to_uint8
