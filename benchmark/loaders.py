@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import DeviceError, MissingWeightsError
+from benchmark.errors import DeviceError, ManifestError, MissingWeightsError
 from benchmark.paths import fixtures_dir
 from benchmark.registry import Registry
 
 log = logging.getLogger("benchmark.loaders")
+
+INVERT_CHUNK = 8  # images per inversion unit: batched on the GPU, and what a crash can lose
 
 # loader name (a model manifest's `loader`) -> fn(manifest, *, device, weights_root) -> object
 LOADERS: Registry[Callable[..., Any]] = Registry("model loader")
@@ -75,19 +77,25 @@ def _open_clip(manifest, *, device, weights_root=None):
 
 
 def plan_from_manifests(name: str, request) -> Any:
-    """Resolve suite `name` (with `request.profile`) into a checked `SuitePlan`."""
-    import metrics
+    """Resolve suite `name` (with `request.profile`) into a checked `SuitePlan`.
+
+    Checks run cheapest first, and all before any model is built: manifests parse, the suite resolves, the device
+    is there, the weights are on disk and match, the data is complete and matches.
+    """
     from benchmark.data import load_dataset
     from benchmark.fetch import missing_weights, model_dir
     from benchmark.hashing import json_digest, tensor_digest
     from benchmark.lock import LockFile, model_key
-    from benchmark.manifests import resolve_suite
+    from benchmark.manifests import ManifestRegistry, resolve_suite
     from benchmark.runtime import resolve_device
-    from benchmark.stages.asyrp import AsyrpEngine, Steps, TrainSettings
-    from benchmark.stages.plan import AttributePlan, ImageItem, MetricPlan, SuitePlan
+    from benchmark.suite import known_metric_names, require_packages, select_attributes
 
-    resolved = resolve_suite(name, profile=request.profile, known_metrics=metrics.METRICS.names())
+    registry = ManifestRegistry()
+    _refuse_broken_manifests(registry)
+    resolved = resolve_suite(name, profile=request.profile, registry=registry, known_metrics=known_metric_names())
     suite = resolved.suite
+    attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
+                                   name=lambda r: r.manifest.name)
     device = _device_for(resolved, request.device, resolve_device)
 
     lock = LockFile.load()
@@ -97,10 +105,6 @@ def plan_from_manifests(name: str, request) -> Any:
         raise MissingWeightsError(f"suite {resolved.ref} needs weights that are not on disk or do not match "
                                   f"({listed})", fix=f"run `{weights.command}` (on a machine with internet)")
 
-    from benchmark.suite import select_attributes
-
-    attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
-                                   name=lambda r: r.manifest.name)
     test_set = load_dataset(resolved.dataset.manifest, _data_root(resolved.dataset, request.data, "--data"),
                             limit=request.limit, lock=lock)
     train_set = None
@@ -110,6 +114,11 @@ def plan_from_manifests(name: str, request) -> Any:
         train_set = load_dataset(train_ds.manifest, _data_root(train_ds, root, "--train-data"),
                                  limit=suite.train.n_images, lock=lock)
     lock.save()  # digests seen for the first time are recorded now, so later runs check against them
+
+    require_packages("models", "metrics")
+    import metrics
+    from benchmark.stages.asyrp import AsyrpEngine, Steps, TrainSettings
+    from benchmark.stages.plan import AttributePlan, ImageItem, MetricPlan, SuitePlan
 
     def items(image_set) -> list:
         return [ImageItem(i, px, tensor_digest(px)) for i, px in zip(image_set.ids, image_set.images, strict=True)]
@@ -166,12 +175,22 @@ def plan_from_manifests(name: str, request) -> Any:
     return SuitePlan(
         suite=resolved.ref, images=items(test_set), train_images=items(train_set) if train_set else [],
         attributes=attribute_plans, metrics=metric_plans, engine=engine, make_edit_set=metrics.EditSet,
-        delta_h_scales=tuple(suite.edit.delta_h_scale), batch_size=max(1, train.batch_size if train else 8),
+        delta_h_scales=tuple(suite.edit.delta_h_scale), batch_size=INVERT_CHUNK,
         seeds={k: int(v) for k, v in suite.seeds.items()} or {"global": 0},
         manifest_digests={**resolved.manifest_digests(), "run_config": json_digest(
             {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
         weight_digests=weight_digests, references=references, device=str(device), profile=request.profile,
         limit=request.limit, notes=notes)
+
+
+def _refuse_broken_manifests(registry) -> None:
+    """A manifest that does not parse stops every run: the pinned state of the suite is then unknown."""
+    if registry.errors:
+        listed = "\n".join(f"  - {e.message}" for e in registry.errors[:5])
+        more = f"\n  ... and {len(registry.errors) - 5} more" if len(registry.errors) > 5 else ""
+        raise ManifestError(f"{len(registry.errors)} manifest(s) under {registry.root} do not load:\n{listed}{more}",
+                            fix=registry.errors[0].fix or "fix or remove the file (`python run_all.py validate` "
+                                                          "lists every problem)")
 
 
 def _device_for(resolved, requested: str, resolve_device):

@@ -70,9 +70,12 @@ def resolve_plan(request: RunRequest) -> SuitePlan:
     if bare in CODE_SUITES:
         return CODE_SUITES.get(bare)(request)
     if bare not in _manifest_suite_names():
+        registry = _registry()
+        broken = [e for e in (registry.errors if registry else []) if bare in str(e)]
+        if broken:  # the suite's own file exists but does not load: say why, not "unknown suite"
+            raise broken[0]
         raise UnknownNameError(unknown_name_message("suite", name, suite_names()),
                                fix="run `python run_all.py ls` to see the suites")
-    require_packages("models", "metrics")
     from benchmark.loaders import plan_from_manifests
 
     return plan_from_manifests(name, request)
