@@ -86,17 +86,17 @@ def plan_from_manifests(name: str, request) -> Any:
     from benchmark.fetch import missing_weights, model_dir
     from benchmark.hashing import json_digest, tensor_digest
     from benchmark.lock import LockFile, model_key
-    from benchmark.manifests import ManifestRegistry, resolve_suite
+    from benchmark.manifests import ManifestRegistry, resolve_suite, suite_with_profile
     from benchmark.runtime import resolve_device
     from benchmark.suite import known_metric_names, require_packages, select_attributes
 
     registry = ManifestRegistry()
     _refuse_broken_manifests(registry)
+    suite, _ = suite_with_profile(registry.get("suite", name), request.profile)
+    device = _device_for(suite, request.device, resolve_device)
     resolved = resolve_suite(name, profile=request.profile, registry=registry, known_metrics=known_metric_names())
-    suite = resolved.suite
     attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
                                    name=lambda r: r.manifest.name)
-    device = _device_for(resolved, request.device, resolve_device)
 
     lock = LockFile.load()
     weights = missing_weights(resolved, lock=lock)
@@ -193,11 +193,12 @@ def _refuse_broken_manifests(registry) -> None:
                                                           "lists every problem)")
 
 
-def _device_for(resolved, requested: str, resolve_device):
+def _device_for(suite, requested: str, resolve_device):
+    """The run's device; a suite that needs CUDA refuses the CPU (it would take days, not hours)."""
     device = resolve_device(requested)
-    if resolved.suite.requires == "cuda" and device.type != "cuda":
-        tiny = " or `--profile tiny` for a CPU wiring check" if "tiny" in resolved.suite.profiles else ""
-        raise DeviceError(f"suite {resolved.ref} needs a CUDA GPU and this machine has none (torch sees no CUDA)",
+    if suite.requires == "cuda" and device.type != "cuda":
+        tiny = ", or `--profile tiny` for a CPU wiring check" if "tiny" in suite.profiles else ""
+        raise DeviceError(f"suite {suite.ref} needs a CUDA GPU and this machine has none (torch sees no CUDA)",
                           fix=f"run it on a GPU machine{tiny}")
     return device
 
