@@ -136,8 +136,7 @@ class StageCache:
             if output.tensors:
                 from safetensors.torch import save_file
 
-                tensors = {k: v.detach().contiguous().cpu() for k, v in output.tensors.items()}
-                save_file(tensors, str(tmp / _TENSORS))
+                save_file(dict(output.tensors), str(tmp / _TENSORS))
                 _fsync(tmp / _TENSORS)
                 meta["tensors_sha256"] = sha256_file(tmp / _TENSORS)
             (tmp / _META).write_text(json.dumps(meta, indent=1, allow_nan=False), encoding="utf-8")
@@ -177,6 +176,9 @@ class StageCache:
                 start = time.perf_counter()
                 output = compute()
                 seconds = time.perf_counter() - start
+                # Hand back exactly what a later hit reads: CPU, contiguous, detached.
+                output = StageOutput({k: v.detach().contiguous().cpu() for k, v in output.tensors.items()},
+                                     output.data)
                 try:
                     path = self._write(stage, key, output, seconds, spec)
                 except OSError as exc:

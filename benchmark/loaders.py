@@ -147,7 +147,7 @@ def plan_from_manifests(name: str, request) -> Any:
     train = suite.train
     engine = AsyrpEngine(
         model=model, steps=Steps(suite.steps.n_inv, suite.steps.n_train, suite.steps.n_test),
-        digests={"base_model": resolved.base_model.digest, "clip_loss_model": resolved.clip_loss_model.digest},
+        digests=_engine_digests(resolved, weights.files),
         ft_name=suite.ft.name, ft_options=suite.ft.options,
         train_settings=None if train is None else TrainSettings(train.epochs, train.batch_size, train.optimizer,
                                                                 train.lr),
@@ -181,6 +181,20 @@ def plan_from_manifests(name: str, request) -> Any:
             {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
         weight_digests=weight_digests, references=references, device=str(device), profile=request.profile,
         limit=request.limit, notes=notes)
+
+
+def _engine_digests(resolved, files) -> dict[str, str]:
+    """What the method's outputs depend on: the manifests of the base model and the loss's CLIP, and the sha256
+    of every weight file they read (a manifest may leave a digest to the lock file, so hash the files too)."""
+    out = {}
+    for role, r in (("base_model", resolved.base_model), ("clip_loss_model", resolved.clip_loss_model)):
+        out[role] = r.digest
+        mine = sorted((f.path.name, f.actual or f.expected or "") for f in files if f.model == r.ref)
+        if mine:
+            from benchmark.hashing import json_digest
+
+            out[f"{role}_files"] = json_digest(mine)
+    return out
 
 
 def _refuse_broken_manifests(registry) -> None:

@@ -163,7 +163,7 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
     sha, dirty = git_state()
     final = new_run_dir(out, plan.suite.split("@")[0], run_key(plan))
 
-    def result(ended: str) -> RunResult:
+    def result(ended: str, grid: dict[str, dict[str, str]]) -> RunResult:
         return RunResult(
             suite=plan.suite, not_for_reporting=plan.limit is not None,
             run=RunInfo(git_sha=sha, git_dirty=dirty, manifest_digests=plan.manifest_digests,
@@ -178,10 +178,10 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
 
     with RunFolder(final) as folder:
         grid = save_grid_images(state, folder.staging)
-        write_results(folder.staging, result(utc_now()), per_image_rows(state))
+        write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))
         runner.uncached(REPORT, lambda: build_report(folder.staging))
         # Rewrite with the report's own time and the true end, now that both are known.
-        write_results(folder.staging, result(utc_now()), per_image_rows(state))
+        write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))
         path = folder.commit()
     log.info("results written to %s", path)
     return path

@@ -48,10 +48,10 @@ def _reference_lookup(refs: list[ReferenceValue]) -> dict[tuple[str, str, str], 
 
 
 def _columns(result: RunResult, metric: str) -> list[str]:
-    """Reference columns: the two named ones first, then any other (e.g. a committed baseline)."""
-    seen = [r.column for r in result.references if r.metric == metric]
-    known = [c for c in REFERENCE_COLUMNS if c in seen or c in ("paper", "reproduction-study")]
-    return known + sorted(set(seen) - set(known))
+    """Reference columns: the paper and the reproduction study always (a missing one reads "—"), then any
+    other reference (e.g. a committed baseline)."""
+    seen = {r.column for r in result.references if r.metric == metric}
+    return list(REFERENCE_COLUMNS) + sorted(seen - set(REFERENCE_COLUMNS))
 
 
 def metric_table(result: RunResult, metric: str) -> MetricTable:
