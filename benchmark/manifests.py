@@ -129,6 +129,17 @@ class LocalSource(_Strict):
     files: list[WeightFile] = Field(min_length=1)
 
 
+class PackageSource(_Strict):
+    """Files a pip package installs (paths relative to the folder of its import `module`), e.g. dlib's face models
+    in face-recognition-models: nothing to download, but the digests are still pinned and checked."""
+
+    type: Literal["package"]
+    package: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    module: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
+    files: list[WeightFile] = Field(min_length=1)
+
+
 class RandomSource(_Strict):
     """A tiny randomly initialised model for CPU tests: no files, a seed and the constructor config."""
 
@@ -137,7 +148,7 @@ class RandomSource(_Strict):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
-Source = Annotated[HubSource | UrlSource | LocalSource | RandomSource, Field(discriminator="type")]
+Source = Annotated[HubSource | UrlSource | LocalSource | PackageSource | RandomSource, Field(discriminator="type")]
 
 
 class ModelManifest(_Header):

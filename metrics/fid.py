@@ -1,0 +1,158 @@
+"""FID and KID between the edited images and their references, through torch-fidelity.
+
+Features come from a registered FID back-end (torch-fidelity's Inception by default) and are cached under a
+content hash of the images and the extractor's identity (torch-fidelity's own cache key is only a name). FID is
+`metrics.frechet_distance` of the two sets' Gaussian statistics; KID is torch-fidelity's unbiased polynomial-kernel
+MMD². Both get a paired bootstrap CI over images. At N = 100, FID is strongly biased upwards (it depends on N);
+KID is unbiased, so report it beside FID and always compare at equal N.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from benchmark.atomic import save_safetensors
+from benchmark.errors import DataError
+from benchmark.hashing import json_digest, tensor_digest
+from benchmark.paths import cache_dir
+from metrics.aggregate import aggregate_set_statistic
+from metrics.base import EditSet, Metric, MetricResult, MetricSpec, register_metric
+from metrics.functional import frechet_distance, frechet_distance_from_features
+
+#: Bump when the way features are computed or stored changes, so stale cache entries are never reused.
+FEATURE_CACHE_VERSION = 1
+
+
+class FeatureSpec(MetricSpec):
+    backend: str = "inception-v3-compat"
+    feature_layer: str = "2048"
+    internal_dtype: Literal["float32", "float64"] = "float32"
+    bootstrap_resamples: int = Field(200, ge=0)
+
+
+class FeatureSetMetric(Metric):
+    """Shared machinery of FID and KID: feature extraction in batches, content-hash cache, paired bootstrap."""
+
+    backend_kind = "fid-features"
+    min_images = 2
+
+    def backend_options(self) -> dict:
+        return {**self.spec.backend_options, "layer": self.spec.feature_layer,
+                "internal_dtype": self.spec.internal_dtype}
+
+    def feature_cache_path(self, key: str) -> Path:
+        root = self.cache_dir if self.cache_dir is not None else cache_dir()
+        return root / "metrics" / "features" / f"{key}.safetensors"
+
+    def features(self, extractor, images: torch.Tensor, desc: str) -> tuple[np.ndarray, bool]:
+        """(N×D float64 features, whether they came from the cache)."""
+        from safetensors.torch import load_file
+
+        identity = {"images": tensor_digest(images.cpu()), "extractor": extractor.identity(),
+                    "device": self.device.type, "version": FEATURE_CACHE_VERSION}
+        path = self.feature_cache_path(json_digest(identity))
+        if path.is_file():
+            return load_file(str(path))["features"].numpy(), True
+        feats = torch.cat([extractor.features(b) for b in self.batches(images, desc)])
+        save_safetensors(path, {"features": feats}, metadata={"identity": json.dumps(identity, sort_keys=True)})
+        return feats.numpy(), False
+
+    def both_features(self, edits: EditSet) -> tuple[np.ndarray, np.ndarray, dict]:
+        reference = self.check(edits)
+        extractor = self.backend()
+        f_edit, hit_edit = self.features(extractor, edits.edited, "edited")
+        f_ref, hit_ref = self.features(extractor, reference, "reference")
+        return f_edit, f_ref, {"feature_cache_hits": {"edited": hit_edit, "reference": hit_ref},
+                               "extractor": extractor.identity()}
+
+    def result(self, edits: EditSet, primary, started: float, notes: list[str], extra: dict) -> MetricResult:
+        prov = self.provenance(started) | {"feature_cache_hits": extra["feature_cache_hits"]}
+        return MetricResult(name=self.name, direction=self.direction, primary=primary, variants={}, per_image={},
+                            ids=list(edits.ids), flags={}, spec=self.spec_dict() | extra.get("spec_extra", {}),
+                            notes=notes, provenance=prov)
+
+
+def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased covariance, by torch-fidelity's `fid_features_to_statistics`."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    stats = fid_features_to_statistics(torch.from_numpy(np.ascontiguousarray(features)))
+    return stats["mu"], stats["sigma"]
+
+
+@register_metric
+class FrechetDistance(FeatureSetMetric):
+    """FID, the Fréchet distance between Inception feature Gaussians of edited and reference images."""
+
+    name = "fid@1"
+    direction = "lower"
+    Spec = FeatureSpec
+
+    def compute(self, edits: EditSet) -> MetricResult:
+        started = time.perf_counter()
+        f_edit, f_ref, extra = self.both_features(edits)
+        value = frechet_distance(*gaussian_statistics(f_edit), *gaussian_statistics(f_ref))
+        primary = aggregate_set_statistic(lambda idx: frechet_distance_from_features(f_edit[idx], f_ref[idx]),
+                                          len(edits), value=value, resamples=self.spec.bootstrap_resamples,
+                                          seed=self.spec.bootstrap_seed)
+        n = len(edits)
+        notes = [f"FID@N={n}: FID is biased upwards at small N and depends on N; compare only at equal N and read "
+                 "KID beside it.",
+                 "CI: paired bootstrap over images (duplicates bias replicates); it shows sampling noise at this N."]
+        return self.result(edits, primary, started, notes, extra)
+
+
+class KidSpec(FeatureSpec):
+    kid_subset_size: int | Literal["auto"] = "auto"
+    kid_subsets: int = Field(100, ge=1)
+    kid_degree: int = Field(3, ge=1)
+    kid_coef0: float = 1.0
+    kid_seed: int = 0
+
+
+@register_metric
+class KernelDistance(FeatureSetMetric):
+    """KID, the unbiased polynomial-kernel MMD² between Inception features of edited and reference images."""
+
+    name = "kid@1"
+    direction = "lower"
+    Spec = KidSpec
+
+    def subset_size(self, n: int) -> int:
+        """`auto`: torch-fidelity's default 1000, fitted down to N (all images in every subset) when N < 1000."""
+        size = min(1000, n) if self.spec.kid_subset_size == "auto" else int(self.spec.kid_subset_size)
+        if size > n or size < 2:
+            raise DataError(f"KID subset size {size} does not fit N = {n} images (need 2 ≤ size ≤ N)",
+                            fix="use kid_subset_size='auto'")
+        return size
+
+    def kernel_options(self) -> dict:
+        return {"kid_kernel": "poly", "kid_kernel_poly_degree": self.spec.kid_degree,
+                "kid_kernel_poly_gamma": None, "kid_kernel_poly_coef0": self.spec.kid_coef0}
+
+    def compute(self, edits: EditSet) -> MetricResult:
+        from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kernel_mmd, kid_features_to_metric
+
+        started = time.perf_counter()
+        f_edit, f_ref, extra = self.both_features(edits)
+        n = len(edits)
+        size = self.subset_size(n)
+        # With size == N every subset is the whole set (a permutation), so one subset gives the same value.
+        subsets = 1 if size == n else self.spec.kid_subsets
+        value = kid_features_to_metric(torch.from_numpy(f_edit), torch.from_numpy(f_ref), kid_subsets=subsets,
+                                       kid_subset_size=size, rng_seed=self.spec.kid_seed, verbose=False,
+                                       **self.kernel_options())[KEY_METRIC_KID_MEAN]
+        primary = aggregate_set_statistic(lambda idx: float(kernel_mmd(f_edit[idx], f_ref[idx], **self.kernel_options())),
+                                          n, value=value, resamples=self.spec.bootstrap_resamples,
+                                          seed=self.spec.bootstrap_seed)
+        extra["spec_extra"] = {"kid_subset_size_effective": size, "kid_subsets_effective": subsets}
+        notes = [f"KID with subset size {size} of N={n} ({subsets} subset(s)); unbiased estimator of MMD².",
+                 "CI: paired bootstrap over images (full-set MMD² per replicate)."]
+        return self.result(edits, primary, started, notes, extra)
