@@ -8,6 +8,7 @@ it shows that the machinery works and what a run produces. The output says so, i
 
 from __future__ import annotations
 
+from benchmark.errors import BenchError
 from benchmark.suite import CODE_SUITES, RunRequest, apply_limit, require_packages, select_attributes
 
 DEMO_NOTE = ("DEMO: tiny randomly initialised models on generated images; every number below is meaningless. "
@@ -43,6 +44,9 @@ def demo_images(n: int, seed: int):
 
 
 def build_demo(request: RunRequest):
+    if request.profile or request.data or request.train_data:
+        raise BenchError("the demo suite has no profiles and generates its own images",
+                         fix="drop --profile/--data/--train-data, or pick a manifest suite (`python run_all.py ls`)")
     require_packages("models", "metrics")
     import metrics
     import models

@@ -26,6 +26,20 @@ INVERT_CHUNK = 8  # images per inversion unit: batched on the GPU, and what a cr
 LOADERS: Registry[Callable[..., Any]] = Registry("model loader")
 
 
+# Packages that bring their own model loaders and metric back-ends register them when imported (the synthetic
+# world: its DDPM, CLIP, segmenter and oracle). The harness imports them before resolving any suite.
+PLUGIN_PACKAGES = ("benchmark.synthetic",)
+
+
+def load_plugins() -> None:
+    import importlib
+    import importlib.util
+
+    for name in PLUGIN_PACKAGES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
 def _random_source(manifest) -> bool:
     return getattr(manifest.source, "type", None) == "random"
 
@@ -90,6 +104,7 @@ def plan_from_manifests(name: str, request) -> Any:
     from benchmark.runtime import resolve_device
     from benchmark.suite import known_metric_names, require_packages, select_attributes
 
+    load_plugins()
     registry = ManifestRegistry()
     _refuse_broken_manifests(registry)
     suite, _ = suite_with_profile(registry.get("suite", name), request.profile)
