@@ -123,3 +123,20 @@ def test_bare_invocation_inserts_the_default_command(capsys):
     with pytest.raises(SystemExit):
         main(["--suite", "x", "--help"], default_command="run")
     assert "--attributes" in capsys.readouterr().out
+
+
+def test_validate_fetch_and_lock_commands(tmp_path, fixtures, monkeypatch, capsys):
+    monkeypatch.setenv("ASYRP_LOCK", str(tmp_path / "lock.json"))
+    monkeypatch.setenv("ASYRP_WEIGHTS", str(tmp_path / "weights"))
+    data = str(fixtures / "celebahq")
+    tiny = ["--suite", "paper-table", "--profile", "tiny"]
+    assert main(["validate", *tiny, "--device", "cpu", "--data", data, "--out", str(tmp_path / "runs")]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["validate", *tiny, "--device", "cpu", "--json"]) == 2  # no --data: listed with its fix
+    report = json.loads(capsys.readouterr().out)
+    assert [p["code"] for p in report["problems"] if p["severity"] == "error"] == ["data-missing"]
+    assert main(["fetch", *tiny]) == 0  # tiny random models: nothing to download
+    assert "0 file(s) present and verified" in capsys.readouterr().out
+    assert main(["fetch"]) == 2 and "fetch needs model names or --suite" in capsys.readouterr().err
+    assert main(["lock", *tiny, "--data", data]) == 0
+    assert "11 digest(s) already pinned or locked" in capsys.readouterr().out
