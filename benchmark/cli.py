@@ -20,14 +20,15 @@ from benchmark.errors import BenchError, GateFailed
 EXAMPLES = """\
 examples:
   python run_all.py                                   # the default suite, offline on the CPU
-  python run_all.py run --suite paper-table --device cuda
-  python run_all.py run --suite paper-table --attributes smiling pixar --limit 10   # quick look; not for reporting
+  python run_all.py run --suite paper-table --data celeba_hq_raw.zip --train-data celeba_hq_raw.zip --device cuda
+  python run_all.py run --suite official-checkpoints --data celeba_hq_raw.zip --attributes smiling pixar --limit 10
+                                                      # a quick look; marked NOT FOR REPORTING
   python run_all.py run --suite paper-table --profile tiny --device cpu   # same suite, tiny models (CI)
   python run_all.py run --suite synthetic --json --gate > result.json     # CI: exit 1 when a gate fails
   python run_all.py ls
-  python run_all.py validate --suite paper-table      # what is missing, and the commands that fix it
+  python run_all.py validate --suite paper-table --data celeba_hq_raw.zip   # what is missing, and how to fix it
   python run_all.py fetch --suite paper-table         # the only command that downloads
-  python run_all.py lock --suite paper-table          # record digests not yet pinned
+  python run_all.py lock --suite paper-table --data celeba_hq_raw.zip       # record digests not yet pinned
   python run_all.py report runs/paper-table/20260101T120000Z-1a2b3c4d
   python run_all.py compare runs/paper-table/A runs/paper-table/B
 
