@@ -140,11 +140,14 @@ def plan_from_manifests(name: str, request) -> Any:
 
     model = LOADERS.get(resolved.base_model.manifest.loader)(resolved.base_model.manifest, device=device)
     clip_manifest = resolved.clip_loss_model.manifest
-    clip_model, tokenizer = LOADERS.get(clip_manifest.loader)(clip_manifest, device=device)
+    loaded_clip: list = []  # built on first use: a suite that only loads released f_t never needs it
 
     def clip_loss(source: str, target: str):
         import models
 
+        if not loaded_clip:
+            loaded_clip.extend(LOADERS.get(clip_manifest.loader)(clip_manifest, device=device))
+        clip_model, tokenizer = loaded_clip
         return models.DirectionalClipLoss(clip_model, tokenizer, source, target, model_name=clip_manifest.ref)
 
     attribute_plans = []
