@@ -112,6 +112,8 @@ def plan_from_manifests(name: str, request) -> Any:
     resolved = resolve_suite(name, profile=request.profile, registry=registry, known_metrics=known_metric_names())
     attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
                                    name=lambda r: r.manifest.name)
+    for r in (resolved.base_model, resolved.clip_loss_model):
+        LOADERS.get(r.manifest.loader)  # an unknown loader fails now, with did-you-mean, not after the data
 
     lock = LockFile.load()
     weights = missing_weights(resolved, lock=lock)
