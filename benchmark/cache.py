@@ -14,6 +14,8 @@ one's result.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import logging
 import os
@@ -54,6 +56,18 @@ class CacheEntry:
     output: StageOutput
     hit: bool
     seconds: float  # compute time when it was written (a hit costs ~0 now; this is what it saved)
+
+
+@functools.cache
+def code_digest(package: str) -> str:
+    """sha256 over the source files of an installed package (`models`, `metrics`): the code version of the
+    method or the metrics, so a change to either invalidates exactly the stages that run it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"{package!r} is not a package")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    return json_digest([[p.relative_to(root).as_posix(), sha256_file(p)] for p in files])
 
 
 def stage_key(stage: str, code_version: int, spec: Mapping[str, Any], *,

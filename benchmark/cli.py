@@ -189,12 +189,13 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.cache import StageCache
     from benchmark.paths import cache_dir
     from benchmark.pipeline import run_plan
-    from benchmark.results import load_results
+    from benchmark.results import load_results, package_versions
     from benchmark.runner import Runner
 
     device = torch.device(plan.device)
+    # Library versions and the device type change numerics without changing any input: part of every key.
     runner = Runner(StageCache(cache_dir() / "stages"), fresh=args.fresh,
-                    environment={"torch": torch.__version__, "device": device.type})
+                    environment={**package_versions(), "device": device.type})
     run_dir = run_plan(plan, runner, out, argv=list(argv)).resolve()
     result = load_results(run_dir)
     if args.json:

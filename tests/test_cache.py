@@ -118,3 +118,19 @@ def test_unwritable_cache_is_a_bench_error(tmp_path):
     cache = StageCache(blocker / "cache")
     with pytest.raises(BenchError, match="ASYRP_CACHE"):
         cache.get_or_compute("invert", "f" * 64, lambda: StageOutput(data={}))
+
+
+def test_code_digest_follows_the_package_source(tmp_path, monkeypatch):
+    from benchmark.cache import code_digest
+
+    pkg = tmp_path / "fakepkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("x = 1\n")
+    (pkg / "sub" / "mod.py").write_text("y = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code_digest.cache_clear()
+    before = code_digest("fakepkg")
+    (pkg / "sub" / "mod.py").write_text("y = 3\n")
+    code_digest.cache_clear()
+    assert code_digest("fakepkg") != before
+    code_digest.cache_clear()

@@ -56,7 +56,9 @@ class AsyrpEngine:
 
     # -- keys ----------------------------------------------------------------------------------------------------
     def spec_for(self, stage: str, attribute: AttributePlan | None = None) -> dict[str, Any]:
-        model = {"model": self.model.spec()}
+        from benchmark.cache import code_digest
+
+        model = {"model": self.model.spec(), "code": code_digest("models")}
         if stage == "invert":
             return {**model, "n_inv": self.steps.n_inv, "t0": self.steps.t0, "reference_steps": self.steps.n_train,
                     "reference_min_t": self.reference_min_t}

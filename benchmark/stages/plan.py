@@ -88,8 +88,14 @@ class MetricPlan:
     metric: MetricLike
 
     def spec(self) -> dict[str, Any]:
-        """The metric's frozen spec (back-end, weights digest, preprocessing, reference): part of the key."""
-        return dict(self.metric.spec_dict())
+        """The metric's frozen spec (back-end, weights digest, preprocessing, reference) and, for the registered
+        metrics, the digest of the metrics code: part of the key."""
+        spec = dict(self.metric.spec_dict())
+        if type(self.metric).__module__.split(".")[0] == "metrics":
+            from benchmark.cache import code_digest
+
+            spec["code"] = code_digest("metrics")
+        return spec
 
 
 @dataclass
