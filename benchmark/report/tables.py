@@ -109,7 +109,7 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
         num_rows.append(num)
         disp_rows.append(disp)
 
-    spec_name = first.spec.get("name", metric)
+    spec_name = first.spec.get("metric") or first.spec.get("name") or metric  # e.g. sdir@1
     title = f"{metric} {arrow} ({spec_name})"
     grouped: dict[str, list[str]] = {}  # one note per distinct text, naming the attributes it covers
     for ref in result.references:
