@@ -76,7 +76,7 @@ def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
     with runner.stage(TRAIN, total=len(plan.attributes), unit="attr"):
         for attr in plan.attributes:
             state.ft[attr.name] = train_attribute(runner, plan.engine, attr, plan.train_images,
-                                                  state.train_inversions, device=plan.device)
+                                                  state.train_inversions)
     edits = [(attr, scale, edit_key(attr.name, scale)) for attr in plan.attributes for scale in plan.delta_h_scales]
     with runner.stage(EDIT, total=len(edits), unit="edit"):
         for attr, scale, key in edits:

@@ -55,7 +55,7 @@ def test_released_f_t_loads_through_the_train_stage_and_edits_like_the_core(setu
     runner = Runner(StageCache(tmp_path), progress=False)
     inversions = invert_images(runner, engine, items, batch_size=2, with_reference=False, purpose="test",
                                device="cpu")
-    ft_entry = train_attribute(runner, engine, attrs["smiling"], [], [], device="cpu")
+    ft_entry = train_attribute(runner, engine, attrs["smiling"], [], [])
     assert ft_entry.output.data["source"] == "official" and not ft_entry.hit
     released = models.load_official_ft(attrs["smiling"].official_ft[0])
     for k, v in released.state_dict().items():
@@ -74,19 +74,19 @@ def test_released_f_t_loads_through_the_train_stage_and_edits_like_the_core(setu
     plain = models.generate(model, x_T, [], schedule, engine._noise_generators([it.id for it in items])).images
     assert (to_uint8(plain).int() - edit.output.tensors["edited"].int()).abs().max() > 0
     # Cached: a second pass reads both entries back.
-    again = train_attribute(runner, engine, attrs["smiling"], [], [], device="cpu")
+    again = train_attribute(runner, engine, attrs["smiling"], [], [])
     assert again.hit and again.key == ft_entry.key
 
 
 def test_each_attribute_and_digest_is_its_own_key_and_a_wrong_digest_is_refused(setup, tmp_path):
     _, engine, attrs = setup
     runner = Runner(StageCache(tmp_path), progress=False)
-    smiling = train_attribute(runner, engine, attrs["smiling"], [], [], device="cpu")
-    pixar = train_attribute(runner, engine, attrs["pixar"], [], [], device="cpu")
+    smiling = train_attribute(runner, engine, attrs["smiling"], [], [])
+    pixar = train_attribute(runner, engine, attrs["pixar"], [], [])
     assert smiling.key != pixar.key
     assert not torch.equal(smiling.output.tensors["conv1.weight"], pixar.output.tensors["conv1.weight"])
     path, _ = attrs["smiling"].official_ft
     wrong = AttributePlan("smiling", "smiling@1", "in-domain", "face", "smiling face",
                           dict(attrs["smiling"].settings), official_ft=(path, "0" * 64))
     with pytest.raises(DigestMismatchError):
-        train_attribute(runner, engine, wrong, [], [], device="cpu")
+        train_attribute(runner, engine, wrong, [], [])

@@ -15,7 +15,7 @@ from benchmark.stages.plan import AttributePlan, Engine, ImageItem
 
 
 def train_attribute(runner: Runner, engine: Engine, attribute: AttributePlan, train_items: Sequence[ImageItem],
-                    train_inversions: Sequence[CacheEntry], *, device) -> CacheEntry:
+                    train_inversions: Sequence[CacheEntry]) -> CacheEntry:
     if attribute.official_ft is not None:
         path, sha256 = attribute.official_ft
         spec = {"source": "official", "attribute": attribute.ref, **engine.spec_for("load", attribute)}
@@ -25,9 +25,11 @@ def train_attribute(runner: Runner, engine: Engine, attribute: AttributePlan, tr
                            digests={"official_ft": sha256})
 
     def compute() -> StageOutput:
-        x0 = from_uint8(torch.stack([it.pixels for it in train_items])).to(device)
+        # Left on the CPU: the trainer moves one batch at a time, and the reference trajectories of 1,000
+        # images (about 20 GB in fp32) need not fit on the GPU.
+        x0 = from_uint8(torch.stack([it.pixels for it in train_items]))
         names = set().union(*(e.output.tensors for e in train_inversions))
-        inversions = {k: gather(train_inversions, k).to(device) for k in names if k != "reconstruction"}
+        inversions = {k: gather(train_inversions, k) for k in names if k != "reconstruction"}
         state, info = engine.train(attribute, x0, inversions)
         return StageOutput(tensors=state, data={"source": "trained", **info})
 
