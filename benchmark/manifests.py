@@ -32,7 +32,7 @@ from pydantic import (
 
 from benchmark.errors import BenchError, ManifestError, UnknownNameError
 from benchmark.hashing import json_digest
-from benchmark.paths import MANIFESTS_DIR
+from benchmark.paths import manifests_dir
 from benchmark.registry import suggest, unknown_name_message
 
 SCHEMA_VERSION = 1
@@ -528,8 +528,8 @@ class ManifestRegistry:
     can list them all. Lookups of unknown names raise UnknownNameError with did-you-mean suggestions.
     """
 
-    def __init__(self, root: str | Path = MANIFESTS_DIR):
-        self.root = Path(root)
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else manifests_dir()
         self._by_kind: dict[str, dict[str, dict[int, LoadedManifest]]] = {k: {} for k in KINDS}
         self.errors: list[ManifestError] = []
         for path in sorted(self._files()):

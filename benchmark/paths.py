@@ -12,6 +12,11 @@ MANIFESTS_DIR = REPO_ROOT / "manifests"
 RESULTS_DIR = REPO_ROOT / "results"
 
 
+def manifests_dir() -> Path:
+    """The manifest tree: the repository's `manifests/`, or `ASYRP_MANIFESTS` (a private or test copy)."""
+    return Path(os.environ.get("ASYRP_MANIFESTS", MANIFESTS_DIR)).expanduser().resolve()
+
+
 def fixtures_dir() -> Path:
     """The shared real-data fixtures (never copied into the repo). `ASYRP_FIXTURES` overrides the default."""
     return Path(os.environ.get("ASYRP_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures")).resolve()

@@ -1,0 +1,305 @@
+"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `compare`.
+
+Results go to stdout (a summary, or JSON with `--json`), progress and logs to stderr. Exit codes: 0 ok, 1 a gate
+failed (with `--gate`), 2 bad input or usage, 130 interrupted. Every `BenchError` is printed as a few lines that
+name the fix; no traceback for what the user can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark import __version__
+from benchmark.errors import BenchError, GateFailed
+
+EXAMPLES = """\
+examples:
+  python run_all.py                                   # the default suite, offline on the CPU
+  python run_all.py run --suite paper-table --data celeba_hq_raw.zip --train-data celeba_hq_raw.zip --device cuda
+  python run_all.py run --suite official-checkpoints --data celeba_hq_raw.zip --attributes smiling pixar --limit 10
+                                                      # a quick look; marked NOT FOR REPORTING
+  python run_all.py run --suite paper-table --profile tiny --device cpu   # same suite, tiny models (CI)
+  python run_all.py run --suite synthetic --json --gate > result.json     # CI: exit 1 when a gate fails
+  python run_all.py ls
+  python run_all.py validate --suite paper-table --data celeba_hq_raw.zip   # what is missing, and how to fix it
+  python run_all.py fetch --suite paper-table         # the only command that downloads
+  python run_all.py lock --suite paper-table --data celeba_hq_raw.zip       # record digests not yet pinned
+  python run_all.py report runs/paper-table/20260101T120000Z-1a2b3c4d
+  python run_all.py compare runs/paper-table/A runs/paper-table/B
+
+exit codes: 0 ok · 1 a gate failed (with --gate) · 2 bad input or usage · 130 interrupted (rerun to resume)
+"""
+
+COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare")
+DEFAULT_OUT = Path("runs")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors end with the fix (see --help) and exit code 2, like every bad input."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n  fix: see `{self.prog} --help` for the options and examples\n")
+
+
+def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog=prog, description="asyrp-bench: a reproducibility benchmark for Asyrp (ICLR 2023).",
+                     epilog=EXAMPLES, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"asyrp-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a suite: invert, train, edit, measure, report", epilog=EXAMPLES,
+                         formatter_class=fmt)
+    what = run.add_argument_group("what to run")
+    what.add_argument("--suite", default=None, help="suite name[@version] (default: synthetic, or the demo until it exists)")
+    what.add_argument("--attributes", nargs="+", metavar="NAME", help="only these attributes of the suite")
+    what.add_argument("--limit", type=_positive_int, metavar="N",
+                      help="only the first N images; the result is marked NOT FOR REPORTING")
+    what.add_argument("--profile", metavar="NAME", help="a profile of the suite (e.g. tiny: small models, for CI)")
+    _data_arguments(run.add_argument_group("data"))
+    how = run.add_argument_group("where and how")
+    how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    how.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for run folders (default: %(default)s)")
+    how.add_argument("--fresh", action="store_true", help="recompute every stage instead of using the cache")
+    out = run.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the results JSON on stdout instead of a summary")
+    out.add_argument("--gate", action="store_true", help="exit 1 when any gate fails")
+
+    ls = sub.add_parser("ls", help="list suites, attributes, metrics and models with their versions")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+    validate = sub.add_parser("validate", help="resolve and check a suite without computing; lists every problem",
+                              formatter_class=fmt, epilog="exit code 2 when any problem is an error")
+    _suite_arguments(validate, required=True)
+    _data_arguments(validate)
+    validate.add_argument("--device", default="auto", help="the device the run would use (default: %(default)s)")
+    validate.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the output folder the run would use")
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
+
+    fetch = sub.add_parser("fetch", help="download and verify weights (the only command that downloads)",
+                           formatter_class=fmt,
+                           epilog="examples:\n  python run_all.py fetch --suite paper-table\n"
+                                  "  python run_all.py fetch clip-vit-b16-openai@1")
+    fetch.add_argument("models", nargs="*", metavar="MODEL", help="model manifests (name[@version]) to fetch")
+    _suite_arguments(fetch, required=False)
+
+    lock = sub.add_parser("lock", help="record digests that are not yet pinned (data and fetched weights)")
+    _suite_arguments(lock, required=True)
+    _data_arguments(lock)
+
+    report = sub.add_parser("report", help="regenerate tables, figures and HTML of a run folder")
+    report.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (holds results.json)")
+
+    compare = sub.add_parser("compare", help="a table of the differences between two runs")
+    compare.add_argument("a", type=Path, metavar="A", help="run folder A (the baseline)")
+    compare.add_argument("b", type=Path, metavar="B", help="run folder B")
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
+    return value
+
+
+# -- shared argument groups --------------------------------------------------------------------------------------
+
+def _suite_arguments(p, *, required: bool) -> None:
+    p.add_argument("--suite", required=required, help="suite name[@version]")
+    p.add_argument("--profile", metavar="NAME", help="a profile of the suite (e.g. tiny)")
+
+
+def _data_arguments(p) -> None:
+    p.add_argument("--data", metavar="PATH", help="the test images: a folder, zip or LMDB (docs/data.md)")
+    p.add_argument("--train-data", metavar="PATH", help="the training images, when another dataset")
+
+
+# -- validate / fetch / lock (the checks themselves live in benchmark.validate, .fetch and .lock) -------------------
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from benchmark.suite import known_metric_names
+    from benchmark.validate import validate_suite
+
+    report = validate_suite(args.suite, profile=args.profile, data_root=args.data, train_data_root=args.train_data,
+                            device=args.device, out_dir=args.out, known_metrics=known_metric_names())
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    return report.exit_code
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from benchmark.fetch import fetch_models
+    from benchmark.lock import LockFile
+    from benchmark.manifests import ManifestRegistry, resolve_suite
+
+    if not args.models and not args.suite:
+        raise BenchError("fetch needs model names or --suite", fix="e.g. `python run_all.py fetch --suite paper-table`")
+    registry = ManifestRegistry()
+    models = [registry.get("model", ref) for ref in args.models]
+    if args.suite:
+        models += list(resolve_suite(args.suite, profile=args.profile, registry=registry).models().values())
+    statuses = fetch_models(models, lock=LockFile.load())
+    for st in statuses:
+        print(f"{st.state:>4}  {st.model}  {st.path}")
+    print(f"{len(statuses)} file(s) present and verified")
+    return 0
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from benchmark.lock import lock_suite
+    from benchmark.manifests import resolve_suite
+
+    summary = lock_suite(resolve_suite(args.suite, profile=args.profile), data_root=args.data,
+                         train_data_root=args.train_data)
+    for key, n in summary.recorded.items():
+        print(f"recorded {n} digest(s) for {key}")
+    print(f"{summary.already_known} digest(s) already pinned or locked")
+    for what in summary.missing:
+        print(f"not checked (not on disk): {what}")
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------------------------------------
+
+def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from benchmark.results import check_writable
+    from benchmark.suite import RunRequest, resolve_plan
+
+    out = args.out.expanduser()
+    check_writable(out)  # before any compute: a result that cannot be written is not worth an hour of GPU
+    request = RunRequest(suite=args.suite, attributes=args.attributes, limit=args.limit, device=args.device,
+                         profile=args.profile, data=args.data, train_data=args.train_data)
+    plan = resolve_plan(request)
+    if args.limit is not None:
+        logging.getLogger("benchmark").warning(
+            "--limit %d: NOT FOR REPORTING. Only the first %d images are used; the results are marked as such.",
+            args.limit, args.limit)
+    import torch
+
+    from benchmark.cache import StageCache
+    from benchmark.paths import cache_dir
+    from benchmark.pipeline import run_plan
+    from benchmark.results import load_results, package_versions
+    from benchmark.runner import Runner
+
+    device = torch.device(plan.device)
+    # Library versions and the device type change numerics without changing any input: part of every key.
+    runner = Runner(StageCache(cache_dir() / "stages"), fresh=args.fresh,
+                    environment={**package_versions(), "device": device.type})
+    run_dir = run_plan(plan, runner, out, argv=list(argv)).resolve()
+    result = load_results(run_dir)
+    if args.json:
+        print(json.dumps({"run_dir": str(run_dir), **json.loads(result.model_dump_json())}, indent=2))
+    else:
+        print(_summary(result, run_dir))
+    if args.gate and result.failed_gates():
+        names = ", ".join(g.name for g in result.failed_gates())
+        raise GateFailed(f"{len(result.failed_gates())} of {len(result.gates)} gates failed: {names}")
+    return 0
+
+
+def _summary(result, run_dir: Path) -> str:
+    from benchmark.report.tables import all_tables, to_markdown
+
+    lines = [f"{result.suite}: {run_dir}"]
+    if result.not_for_reporting:
+        lines.append("NOT FOR REPORTING (--limit)")
+    lines += [note for note in result.run.notes]
+    lines += ["", *(to_markdown(t) for t in all_tables(result))]
+    if result.gates:
+        failed = result.failed_gates()
+        lines.append(f"gates: {len(result.gates) - len(failed)}/{len(result.gates)} pass"
+                     + "".join(f"\n  FAIL {g.name}: {g.value} not in {g.band.describe()}" for g in failed))
+    lines.append(f"report: {run_dir / 'report' / 'index.html'}")
+    return "\n".join(lines)
+
+
+# -- report / compare / ls ----------------------------------------------------------------------------------------
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.report import build_report
+
+    report = build_report(args.run_dir)
+    print(report.html)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from benchmark.report.compare import compare_runs
+
+    table = compare_runs(args.a, args.b)
+    if args.json:
+        print(table.frame.to_json(orient="records", indent=2))
+    else:
+        print(table.markdown())
+    return 0
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    from benchmark.suite import catalogue
+
+    entries = catalogue()
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for kind, items in entries.items():
+        print(f"{kind}:")
+        for item in items:
+            extra = f"  {item['description']}" if item.get("description") else ""
+            print(f"  {item['name']}{extra}")
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------------------------
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("benchmark")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None, default_command: str | None = None) -> int:
+    """Run the CLI; returns the exit code. `default_command` is inserted when argv names no command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if default_command and (not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help",
+                                                                                          "--version"))):
+        argv = [default_command, *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    _setup_logging()
+    try:
+        if args.command == "run":
+            return _cmd_run(args, argv)
+        return {"report": _cmd_report, "compare": _cmd_compare, "ls": _cmd_ls, "validate": _cmd_validate,
+                "fetch": _cmd_fetch, "lock": _cmd_lock}[args.command](args)
+    except BenchError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return exc.exit_code
+    except GateFailed as exc:
+        print(f"gate failed: {exc}", file=sys.stderr)
+        return GateFailed.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished work is cached; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Manifests → objects: the model-loader registry, and `plan_from_manifests`, which resolves a suite into the
+`SuitePlan` the stages run.
+
+Every check that can fail on bad input runs here, before any compute: the suite and everything it names resolves
+(did-you-mean on typos), the device is there, the weights are on disk with the right digests (else the `fetch`
+command), the data is complete with the right digests (else what to pass). A run that gets past this point only
+stops for a bug or an interrupt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import DeviceError, ManifestError, MissingWeightsError
+from benchmark.paths import fixtures_dir
+from benchmark.registry import Registry
+
+log = logging.getLogger("benchmark.loaders")
+
+INVERT_CHUNK = 8  # images per inversion unit: batched on the GPU, and what a crash can lose
+
+# loader name (a model manifest's `loader`) -> fn(manifest, *, device, weights_root) -> object
+LOADERS: Registry[Callable[..., Any]] = Registry("model loader")
+
+
+# Packages that bring their own model loaders and metric back-ends register them when imported (the synthetic
+# world: its DDPM, CLIP, segmenter and oracle). The harness imports them before resolving any suite.
+PLUGIN_PACKAGES = ("benchmark.synthetic",)
+
+
+def load_plugins() -> None:
+    import importlib
+    import importlib.util
+
+    for name in PLUGIN_PACKAGES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def _random_source(manifest) -> bool:
+    return getattr(manifest.source, "type", None) == "random"
+
+
+def _weights_file(manifest, weights_root: Path | None = None) -> Path:
+    from benchmark.fetch import local_path
+
+    files = manifest.files
+    if len(files) != 1:
+        raise MissingWeightsError(f"model {manifest.ref} lists {len(files)} files; its loader expects exactly one")
+    return local_path(manifest, files[0], weights_root)
+
+
+@LOADERS.register("diffusers-unet2d")
+def _diffusers_unet2d(manifest, *, device, weights_root=None):
+    """A pixel DDPM `UNet2DModel` with the authors' linear schedule (never the Hub scheduler's x0 clipping)."""
+    import models
+
+    if _random_source(manifest):
+        return models.random_diffusion_model(manifest.source.config, manifest.source.seed,
+                                             name=manifest.ref).to(device)
+    from benchmark.fetch import model_dir
+
+    # Digests were checked by `missing_weights` before we got here.
+    return models.load_ddpm_celebahq(model_dir(manifest, weights_root), verify=False, device=device)
+
+
+@LOADERS.register("ddpm-checkpoint")
+def _ddpm_checkpoint(manifest, *, device, weights_root=None):
+    """The authors' SDEdit CelebA-HQ checkpoint (ermongroup layout), converted to a `UNet2DModel`."""
+    import models
+
+    return models.load_sdedit_celebahq(_weights_file(manifest, weights_root), sha256=None, device=device)
+
+
+@LOADERS.register("open-clip")
+def _open_clip(manifest, *, device, weights_root=None):
+    """(model, tokenizer) of open_clip, random for tests or from the fetched weights file."""
+    import models
+
+    if _random_source(manifest):
+        model, tokenizer = models.random_open_clip(manifest.source.config, manifest.source.seed)
+        return model.to(device), tokenizer
+    import open_clip
+
+    name = manifest.loader_args["model_name"]
+    model, _, _ = open_clip.create_model_and_transforms(name, pretrained=str(_weights_file(manifest, weights_root)))
+    return model.eval().to(device), open_clip.get_tokenizer(name)
+
+
+def plan_from_manifests(name: str, request) -> Any:
+    """Resolve suite `name` (with `request.profile`) into a checked `SuitePlan`.
+
+    Checks run cheapest first, and all before any model is built: manifests parse, the suite resolves, the device
+    is there, the weights are on disk and match, the data is complete and matches.
+    """
+    from benchmark.data import load_dataset
+    from benchmark.fetch import missing_weights, model_dir
+    from benchmark.hashing import json_digest, tensor_digest
+    from benchmark.lock import LockFile, model_key
+    from benchmark.manifests import ManifestRegistry, resolve_suite, suite_with_profile
+    from benchmark.runtime import resolve_device
+    from benchmark.suite import known_metric_names, require_packages, select_attributes
+
+    load_plugins()
+    registry = ManifestRegistry()
+    _refuse_broken_manifests(registry)
+    suite, _ = suite_with_profile(registry.get("suite", name), request.profile)
+    device = _device_for(suite, request.device, resolve_device)
+    resolved = resolve_suite(name, profile=request.profile, registry=registry, known_metrics=known_metric_names())
+    attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
+                                   name=lambda r: r.manifest.name)
+    for r in (resolved.base_model, resolved.clip_loss_model):
+        LOADERS.get(r.manifest.loader)  # an unknown loader fails now, with did-you-mean, not after the data
+
+    lock = LockFile.load()
+    weights = missing_weights(resolved, lock=lock)
+    if weights.problems:
+        listed = "; ".join(f"{f.model}: {f.path.name} {f.state}" for f in weights.problems[:6])
+        raise MissingWeightsError(f"suite {resolved.ref} needs weights that are not on disk or do not match "
+                                  f"({listed})", fix=f"run `{weights.command}` (on a machine with internet)")
+
+    test_set = load_dataset(resolved.dataset.manifest, _data_root(resolved.dataset, request.data, "--data"),
+                            limit=request.limit, lock=lock)
+    train_set = None
+    if suite.train is not None and len(attributes) > len(resolved.ft_checkpoints):
+        train_ds = resolved.train_dataset or resolved.dataset
+        root = request.train_data or (request.data if train_ds.ref == resolved.dataset.ref else None)
+        train_set = load_dataset(train_ds.manifest, _data_root(train_ds, root, "--train-data"),
+                                 limit=suite.train.n_images, lock=lock)
+    lock.save()  # digests seen for the first time are recorded now, so later runs check against them
+
+    require_packages("models", "metrics")
+    import metrics
+    from benchmark.stages.asyrp import AsyrpEngine, Steps, TrainSettings
+    from benchmark.stages.plan import AttributePlan, ImageItem, MetricPlan, SuitePlan
+
+    def items(image_set) -> list:
+        return [ImageItem(i, px, tensor_digest(px)) for i, px in zip(image_set.ids, image_set.images, strict=True)]
+
+    model = LOADERS.get(resolved.base_model.manifest.loader)(resolved.base_model.manifest, device=device)
+    clip_manifest = resolved.clip_loss_model.manifest
+    loaded_clip: list = []  # built on first use: a suite that only loads released f_t never needs it
+
+    def clip_loss(source: str, target: str):
+        import models
+
+        if not loaded_clip:
+            loaded_clip.extend(LOADERS.get(clip_manifest.loader)(clip_manifest, device=device))
+        clip_model, tokenizer = loaded_clip
+        return models.DirectionalClipLoss(clip_model, tokenizer, source, target, model_name=clip_manifest.ref)
+
+    attribute_plans = []
+    for r in attributes:
+        a = r.manifest
+        official = None
+        if a.name in resolved.ft_checkpoints:
+            ck = resolved.ft_checkpoints[a.name].manifest
+            official = (str(_weights_file(ck)), ck.files[0].sha256 or lock.digest(model_key(ck.ref), ck.files[0].path))
+        settings = {"t_edit": a.t_edit, "t_boost": a.t_boost, "lambda_clip": a.lambda_clip,
+                    "lambda_recon": a.lambda_recon, "lambda_recon_times_text_cosine": a.lambda_recon_times_text_cosine}
+        attribute_plans.append(AttributePlan(a.name, r.ref, a.domain, a.source_prompt, a.target_prompt, settings,
+                                             official))
+
+    train = suite.train
+    engine = AsyrpEngine(
+        model=model, steps=Steps(suite.steps.n_inv, suite.steps.n_train, suite.steps.n_test),
+        digests=_engine_digests(resolved, weights.files),
+        ft_name=suite.ft.name, ft_options=suite.ft.options,
+        train_settings=None if train is None else TrainSettings(train.epochs, train.batch_size, train.optimizer,
+                                                                train.lr),
+        clip_loss=clip_loss, seeds=suite.seeds,
+        reference_min_t=min((p.settings["t_edit"] for p in attribute_plans), default=0))
+
+    metric_plans = []
+    for m in suite.metrics:
+        backend = resolved.metric_backends.get(m.key)
+        backend_name = backend.manifest.loader_args.get("backend", backend.manifest.name) if backend else None
+        weights_path = (model_dir(backend.manifest) if backend is not None and backend.manifest.files else None)
+        fields = {"reference": m.reference, **m.options}
+        if backend_name:
+            fields["backend"] = backend_name
+        fields.setdefault("bootstrap_seed", int(suite.seeds.get("bootstrap", 0)))
+        metric_plans.append(MetricPlan(m.key, metrics.get_metric(m.name, weights=weights_path, device=device,
+                                                                 **fields)))
+
+    references = _references(resolved)
+    weight_digests = {f"{f.model}/{f.path.name}": f.actual or f.expected or "" for f in weights.files}
+    notes = []
+    if request.profile:
+        notes.append(f"profile {request.profile}: {suite.profiles.get(request.profile).description}"
+                     if request.profile in suite.profiles else f"profile {request.profile}")
+    return SuitePlan(
+        suite=resolved.ref, images=items(test_set), train_images=items(train_set) if train_set else [],
+        attributes=attribute_plans, metrics=metric_plans, engine=engine, make_edit_set=metrics.EditSet,
+        delta_h_scales=tuple(suite.edit.delta_h_scale), batch_size=INVERT_CHUNK,
+        seeds={k: int(v) for k, v in suite.seeds.items()} or {"global": 0},
+        manifest_digests={**resolved.manifest_digests(), "run_config": json_digest(
+            {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
+        weight_digests=weight_digests, references=references, device=str(device), profile=request.profile,
+        limit=request.limit, notes=notes)
+
+
+def _engine_digests(resolved, files) -> dict[str, str]:
+    """What the method's outputs depend on: the manifests of the base model and the loss's CLIP, and the sha256
+    of every weight file they read (a manifest may leave a digest to the lock file, so hash the files too)."""
+    out = {}
+    for role, r in (("base_model", resolved.base_model), ("clip_loss_model", resolved.clip_loss_model)):
+        out[role] = r.digest
+        mine = sorted((f.path.name, f.actual or f.expected or "") for f in files if f.model == r.ref)
+        if mine:
+            from benchmark.hashing import json_digest
+
+            out[f"{role}_files"] = json_digest(mine)
+    return out
+
+
+def _refuse_broken_manifests(registry) -> None:
+    """A manifest that does not parse stops every run: the pinned state of the suite is then unknown."""
+    if registry.errors:
+        listed = "\n".join(f"  - {e.message}" for e in registry.errors[:5])
+        more = f"\n  ... and {len(registry.errors) - 5} more" if len(registry.errors) > 5 else ""
+        raise ManifestError(f"{len(registry.errors)} manifest(s) under {registry.root} do not load:\n{listed}{more}",
+                            fix=registry.errors[0].fix or "fix or remove the file (`python run_all.py validate` "
+                                                          "lists every problem)")
+
+
+def _device_for(suite, requested: str, resolve_device):
+    """The run's device; a suite that needs CUDA refuses the CPU (it would take days, not hours)."""
+    device = resolve_device(requested)
+    if suite.requires == "cuda" and device.type != "cuda":
+        tiny = ", or `--profile tiny` for a CPU wiring check" if "tiny" in suite.profiles else ""
+        raise DeviceError(f"suite {suite.ref} needs a CUDA GPU and this machine has none (torch sees no CUDA)",
+                          fix=f"run it on a GPU machine{tiny}")
+    return device
+
+
+def _data_root(resolved_dataset, given: str | Path | None, flag: str) -> Path:
+    """The folder the user named, or for the shared fixtures their known place."""
+    if given is not None:
+        return Path(given).expanduser()
+    manifest = resolved_dataset.manifest
+    if "fixtures" in manifest.distributions:
+        return fixtures_dir() / "celebahq"
+    from benchmark.errors import DataError
+
+    raise DataError(f"no data folder given for {resolved_dataset.ref}",
+                    fix=f"pass {flag} PATH (a folder, zip or LMDB of one of: {', '.join(manifest.distributions)}; "
+                        "docs/data.md says where to get them)")
+
+
+def _references(resolved) -> list:
+    from benchmark.results import Band, ReferenceValue
+    from benchmark.stages.plan import edit_key
+
+    if resolved.paper_values is None:
+        return []
+    out = []
+    for v in resolved.paper_values.manifest.values:
+        scale = float(v.settings.get("delta_h_scale", 1.0))
+        band = v.band
+        out.append(ReferenceValue(
+            metric=v.metric, attribute=edit_key(v.attribute, scale), column=v.column, value=v.value,
+            provenance=v.provenance, variant=None if v.variant in (None, "primary") else v.variant,
+            band=None if band is None or (band.lower is None and band.upper is None)
+            else Band(low=band.lower, high=band.upper),
+            gated=bool(band.gate) if band is not None else False,
+            band_rationale=band.rationale if band is not None else "", std=v.std, n=v.n,
+            settings=dict(v.settings)))
+    return out

@@ -1,0 +1,79 @@
+"""Figures (matplotlib, PNG): edit grids in the style of the reproduction study's blog Figures 6–7, and per-image
+metric distributions.
+
+Edit grid: one row per image; columns Original, Reconstruction, then one edit per attribute; one figure per domain
+(in-domain, unseen), as the blog shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmark.atomic import atomic_path  # noqa: E402
+
+DPI = 200
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": "asyrp-bench"})
+    plt.close(fig)
+    return path
+
+
+def edit_grid(rows: Sequence[str], columns: Sequence[str], images: Mapping[tuple[str, str], np.ndarray],
+              path: Path, *, title: str = "") -> Path:
+    """`images[(row, column)]` is an H×W×3 uint8 array; a missing cell is left blank."""
+    n_rows, n_cols = len(rows), len(columns)
+    cell = 1.6
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols, cell * n_rows + (0.35 if title else 0)),
+                             squeeze=False, gridspec_kw={"wspace": 0.03, "hspace": 0.03})
+    for i, row in enumerate(rows):
+        for j, col in enumerate(columns):
+            ax = axes[i][j]
+            img = images.get((row, col))
+            if img is not None:
+                ax.imshow(img, interpolation="lanczos" if img.shape[0] < 128 else "antialiased")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if i == 0:
+                ax.set_title(col, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(row, fontsize=7, rotation=90)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def metric_distribution(metric: str, per_attribute: Mapping[str, Sequence[float]], path: Path, *,
+                        direction: str = "higher", mean_ci: Mapping[str, tuple[float, float, float]] | None = None,
+                        ) -> Path:
+    """Box plot with the per-image values scattered over it, one box per attribute; the mean and its 95% CI
+    (from the results, not recomputed here) drawn beside each box."""
+    names = list(per_attribute)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.2))
+    data = [np.asarray(per_attribute[n], dtype=float) for n in names]
+    ax.boxplot(data, showfliers=False, widths=0.5)
+    rng = np.random.default_rng(0)  # jitter only; fixed so the figure is reproducible
+    for i, values in enumerate(data, start=1):
+        ax.scatter(i + rng.uniform(-0.15, 0.15, size=len(values)), values, s=6, alpha=0.5, color="tab:blue",
+                   linewidths=0)
+        if mean_ci and names[i - 1] in mean_ci and None not in mean_ci[names[i - 1]]:
+            mean, low, high = mean_ci[names[i - 1]]
+            ax.errorbar(i + 0.33, mean, yerr=[[mean - low], [high - mean]], fmt="o", color="tab:red", ms=3,
+                        capsize=2, lw=1)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=20)
+    ax.set_ylabel(f"{metric} ({'↑' if direction == 'higher' else '↓'} better)")
+    ax.set_title(f"{metric}: per-image values (red: mean, 95% CI)", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
