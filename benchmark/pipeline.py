@@ -17,6 +17,7 @@ import torch
 
 from benchmark.atomic import atomic_path
 from benchmark.cache import CacheEntry
+from benchmark.feature_sets import write_feature_sets
 from benchmark.gates import evaluate_gates
 from benchmark.hashing import json_digest
 from benchmark.report import build_report
@@ -119,6 +120,17 @@ def per_image_rows(state: RunState) -> list[dict[str, Any]]:
     return rows
 
 
+def feature_sets(state: RunState) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+    """`edit key -> metric key -> {"edited", "reference"}` feature matrices of the run's set metrics."""
+    out: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+    for (edit, metric), entry in state.measures.items():
+        pair = {name.removeprefix("features_"): t for name, t in entry.output.tensors.items()
+                if name.startswith("features_")}
+        if pair:
+            out.setdefault(edit, {})[metric] = pair
+    return out
+
+
 def _save_png(path: Path, pixels: torch.Tensor) -> str:
     from PIL import Image
 
@@ -178,6 +190,7 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
 
     with RunFolder(final) as folder:
         grid = save_grid_images(state, folder.staging)
+        write_feature_sets(folder.staging, [it.id for it in plan.images], feature_sets(state))
         write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))
         runner.uncached(REPORT, lambda: build_report(folder.staging))
         # Rewrite with the report's own time and the true end, now that both are known.

@@ -96,9 +96,14 @@ class MetricResult:
     spec: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    # Set metrics only: the N×D feature sets the value was computed from ({"edited": ..., "reference": ...}),
+    # so a run can keep them and recompute the metric on any subset of its images (e.g. per group).
+    feature_sets: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("feature_sets")
+        return out
 
 
 class MetricSpec(BaseModel):

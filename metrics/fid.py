@@ -22,7 +22,7 @@ from benchmark.atomic import save_safetensors
 from benchmark.errors import DataError
 from benchmark.hashing import json_digest, tensor_digest
 from benchmark.paths import cache_dir
-from metrics.aggregate import aggregate_set_statistic
+from metrics.aggregate import Aggregate, aggregate_set_statistic
 from metrics.base import EditSet, Metric, MetricResult, MetricSpec, register_metric
 from metrics.functional import frechet_distance, frechet_distance_from_features
 
@@ -74,9 +74,10 @@ class FeatureSetMetric(Metric):
 
     def result(self, edits: EditSet, primary, started: float, notes: list[str], extra: dict) -> MetricResult:
         prov = self.provenance(started) | {"feature_cache_hits": extra["feature_cache_hits"]}
+        f_edit, f_ref = extra["features"]
         return MetricResult(name=self.name, direction=self.direction, primary=primary, variants={}, per_image={},
                             ids=list(edits.ids), flags={}, spec=self.spec_dict() | extra.get("spec_extra", {}),
-                            notes=notes, provenance=prov)
+                            notes=notes, provenance=prov, feature_sets={"edited": f_edit, "reference": f_ref})
 
 
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,15 +99,20 @@ class FrechetDistance(FeatureSetMetric):
     def compute(self, edits: EditSet) -> MetricResult:
         started = time.perf_counter()
         f_edit, f_ref, extra = self.both_features(edits)
-        value = frechet_distance(*gaussian_statistics(f_edit), *gaussian_statistics(f_ref))
-        primary = aggregate_set_statistic(lambda idx: frechet_distance_from_features(f_edit[idx], f_ref[idx]),
-                                          len(edits), value=value, resamples=self.spec.bootstrap_resamples,
-                                          seed=self.spec.bootstrap_seed)
+        primary = fid_from_features(f_edit, f_ref, self.spec.model_dump())
         n = len(edits)
         notes = [f"FID@N={n}: FID is biased upwards at small N and depends on N; compare only at equal N and read "
                  "KID beside it.",
                  "CI: paired bootstrap over images (duplicates bias replicates); it shows sampling noise at this N."]
-        return self.result(edits, primary, started, notes, extra)
+        return self.result(edits, primary, started, notes, extra | {"features": (f_edit, f_ref)})
+
+
+def fid_from_features(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> Aggregate:
+    """FID of paired feature sets with its paired bootstrap CI (`spec`: the metric's spec, for the bootstrap)."""
+    value = frechet_distance(*gaussian_statistics(f_edit), *gaussian_statistics(f_ref))
+    return aggregate_set_statistic(lambda idx: fid_replicate(f_edit[idx], f_ref[idx], spec),
+                                   len(f_edit), value=value, resamples=spec["bootstrap_resamples"],
+                                   seed=spec["bootstrap_seed"])
 
 
 class KidSpec(FeatureSpec):
@@ -125,34 +131,59 @@ class KernelDistance(FeatureSetMetric):
     direction = "lower"
     Spec = KidSpec
 
-    def subset_size(self, n: int) -> int:
-        """`auto`: torch-fidelity's default 1000, fitted down to N (all images in every subset) when N < 1000."""
-        size = min(1000, n) if self.spec.kid_subset_size == "auto" else int(self.spec.kid_subset_size)
-        if size > n or size < 2:
-            raise DataError(f"KID subset size {size} does not fit N = {n} images (need 2 ≤ size ≤ N)",
-                            fix="use kid_subset_size='auto'")
-        return size
-
-    def kernel_options(self) -> dict:
-        return {"kid_kernel": "poly", "kid_kernel_poly_degree": self.spec.kid_degree,
-                "kid_kernel_poly_gamma": None, "kid_kernel_poly_coef0": self.spec.kid_coef0}
-
     def compute(self, edits: EditSet) -> MetricResult:
-        from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kernel_mmd, kid_features_to_metric
-
         started = time.perf_counter()
         f_edit, f_ref, extra = self.both_features(edits)
         n = len(edits)
-        size = self.subset_size(n)
-        # With size == N every subset is the whole set (a permutation), so one subset gives the same value.
-        subsets = 1 if size == n else self.spec.kid_subsets
-        value = kid_features_to_metric(torch.from_numpy(f_edit), torch.from_numpy(f_ref), kid_subsets=subsets,
-                                       kid_subset_size=size, rng_seed=self.spec.kid_seed, verbose=False,
-                                       **self.kernel_options())[KEY_METRIC_KID_MEAN]
-        primary = aggregate_set_statistic(lambda idx: float(kernel_mmd(f_edit[idx], f_ref[idx], **self.kernel_options())),
-                                          n, value=value, resamples=self.spec.bootstrap_resamples,
-                                          seed=self.spec.bootstrap_seed)
+        spec = self.spec.model_dump()
+        size, subsets = kid_subsets(spec, n)
+        primary = kid_from_features(f_edit, f_ref, spec)
         extra["spec_extra"] = {"kid_subset_size_effective": size, "kid_subsets_effective": subsets}
         notes = [f"KID with subset size {size} of N={n} ({subsets} subset(s)); unbiased estimator of MMD².",
                  "CI: paired bootstrap over images (full-set MMD² per replicate)."]
-        return self.result(edits, primary, started, notes, extra)
+        return self.result(edits, primary, started, notes, extra | {"features": (f_edit, f_ref)})
+
+
+def kid_subsets(spec: dict, n: int) -> tuple[int, int]:
+    """(subset size, number of subsets). `auto`: torch-fidelity's default 1000, fitted down to N (all images in
+    every subset) when N < 1000; with size == N every subset is the whole set, so one subset gives the value."""
+    size = min(1000, n) if spec["kid_subset_size"] == "auto" else int(spec["kid_subset_size"])
+    if size > n or size < 2:
+        raise DataError(f"KID subset size {size} does not fit N = {n} images (need 2 ≤ size ≤ N)",
+                        fix="use kid_subset_size='auto'")
+    return size, 1 if size == n else spec["kid_subsets"]
+
+
+def _kernel_options(spec: dict) -> dict:
+    return {"kid_kernel": "poly", "kid_kernel_poly_degree": spec["kid_degree"], "kid_kernel_poly_gamma": None,
+            "kid_kernel_poly_coef0": spec["kid_coef0"]}
+
+
+def kid_from_features(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> Aggregate:
+    """KID of paired feature sets (torch-fidelity's estimator) with its paired bootstrap CI."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+
+    size, subsets = kid_subsets(spec, len(f_edit))
+    value = kid_features_to_metric(torch.from_numpy(f_edit), torch.from_numpy(f_ref), kid_subsets=subsets,
+                                   kid_subset_size=size, rng_seed=spec["kid_seed"], verbose=False,
+                                   **_kernel_options(spec))[KEY_METRIC_KID_MEAN]
+    return aggregate_set_statistic(lambda idx: kid_replicate(f_edit[idx], f_ref[idx], spec),
+                                   len(f_edit), value=value, resamples=spec["bootstrap_resamples"],
+                                   seed=spec["bootstrap_seed"])
+
+
+def fid_replicate(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> float:
+    """FID of one bootstrap replicate (the exact small-N identity, no D×D matrices)."""
+    return frechet_distance_from_features(f_edit, f_ref)
+
+
+def kid_replicate(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> float:
+    """KID of one bootstrap replicate: the full-set unbiased MMD²."""
+    from torch_fidelity.metric_kid import kernel_mmd
+
+    return float(kernel_mmd(f_edit, f_ref, **_kernel_options(spec)))
+
+
+#: Set metrics that can be recomputed from stored feature sets: metric name -> (value with CI, one replicate),
+#: each called as fn(f_edit, f_ref, spec) with the metric's stored spec.
+FEATURE_STATISTICS = {"fid@1": (fid_from_features, fid_replicate), "kid@1": (kid_from_features, kid_replicate)}

@@ -9,5 +9,5 @@ from benchmark.runner import Stage
 INVERT = Stage("invert", 1)
 TRAIN = Stage("train", 1)
 EDIT = Stage("edit", 1)
-MEASURE = Stage("measure", 1)
+MEASURE = Stage("measure", 2)  # 2: set metrics store their feature sets
 REPORT = Stage("report", 1)

@@ -53,7 +53,11 @@ def measure_attribute(runner: Runner, plan_metric: MetricPlan, attribute: Attrib
             reconstruction=gather(test_inversions, "reconstruction"),
             source_text=attribute.source_prompt, target_text=attribute.target_prompt,
             ids=[it.id for it in items])
-        return StageOutput(data=result_to_data(metric.compute(edit_set)))
+        result = metric.compute(edit_set)
+        # Set metrics (FID, KID) keep their feature sets, so the metric can be recomputed on subsets of the
+        # images later (per group, `run_all.py bias`) without the images or the feature network.
+        tensors = {f"features_{k}": torch.as_tensor(v) for k, v in dict(getattr(result, "feature_sets", {})).items()}
+        return StageOutput(tensors=tensors, data=result_to_data(result))
 
     spec = {"metric": plan_metric.key, "metric_spec": plan_metric.spec(), "direction": metric.direction,
             "attribute": attribute.ref, "prompts": [attribute.source_prompt, attribute.target_prompt]}
