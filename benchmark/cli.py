@@ -1,4 +1,4 @@
-"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `compare`.
+"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `compare`, `bias`.
 
 Results go to stdout (a summary, or JSON with `--json`), progress and logs to stderr. Exit codes: 0 ok, 1 a gate
 failed (with `--gate`), 2 bad input or usage, 130 interrupted. Every `BenchError` is printed as a few lines that
@@ -31,11 +31,12 @@ examples:
   python run_all.py lock --suite paper-table --data celeba_hq_raw.zip       # record digests not yet pinned
   python run_all.py report runs/paper-table/20260101T120000Z-1a2b3c4d
   python run_all.py compare runs/paper-table/A runs/paper-table/B
+  python run_all.py bias runs/paper-table/A --by Male Young Pale_Skin --attributes-file list_attr_celeba.txt
 
 exit codes: 0 ok · 1 a gate failed (with --gate) · 2 bad input or usage · 130 interrupted (rerun to resume)
 """
 
-COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare")
+COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare", "bias")
 DEFAULT_OUT = Path("runs")
 
 
@@ -100,7 +101,31 @@ def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
     compare.add_argument("a", type=Path, metavar="A", help="run folder A (the baseline)")
     compare.add_argument("b", type=Path, metavar="B", help="run folder B")
     compare.add_argument("--json", action="store_true", help="machine-readable output")
+
+    bias = sub.add_parser("bias", help="a run's metrics by CelebA attribute group (Male, Young, ...), with CIs and N",
+                          formatter_class=fmt, epilog=BIAS_EXAMPLES)
+    bias.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (holds results.json)")
+    bias.add_argument("--by", nargs="+", metavar="ATTR", default=["Male", "Young", "Pale_Skin"],
+                      help="CelebA attributes to split the images by (default: %(default)s)")
+    bias.add_argument("--attributes-file", type=Path, metavar="PATH",
+                      help="list_attr_celeba.txt or CelebAMask-HQ-attribute-anno.txt (default: $ASYRP_CELEBA_ATTRIBUTES)")
+    bias.add_argument("--mapping-file", type=Path, metavar="PATH",
+                      help="CelebA-HQ-to-CelebA-mapping.txt; needed only when the dataset manifest does not list the "
+                           "CelebA-HQ index and the attribute file is keyed by it")
+    bias.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    bias.add_argument("--json", action="store_true", help="print the table as JSON")
     return parser
+
+
+BIAS_EXAMPLES = """\
+examples:
+  python run_all.py bias runs/paper-table/20260101T120000Z-1a2b3c4d --by Male Young Pale_Skin \\
+      --attributes-file ~/data/celeba/list_attr_celeba.txt
+  python run_all.py bias RUN --by Pale_Skin --attributes-file CelebAMask-HQ-attribute-anno.txt --seed 1
+
+Writes RUN/bias/{bias.md, bias.csv, bias.json, bias_<ATTR>.png}. N per group is small: read the CIs and N.
+exit codes: 0 ok · 2 bad input (unknown attribute, image without a row, a group with N < 2)
+"""
 
 
 def _positive_int(text: str) -> int:
@@ -245,6 +270,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bias(args: argparse.Namespace) -> int:
+    import os
+
+    from benchmark.report.bias import build_bias_report, to_markdown
+
+    attributes_file = args.attributes_file or os.environ.get("ASYRP_CELEBA_ATTRIBUTES")
+    if not attributes_file:
+        raise BenchError("no CelebA attribute file given",
+                         fix="pass --attributes-file PATH (list_attr_celeba.txt or CelebAMask-HQ-attribute-anno.txt)"
+                             " or set ASYRP_CELEBA_ATTRIBUTES")
+    report = build_bias_report(args.run_dir, args.by, attributes_file, mapping_file=args.mapping_file,
+                               seed=args.seed)
+    if args.json:
+        print((report.folder / "bias.json").read_text(encoding="utf-8"))
+    else:
+        provenance = json.loads((report.folder / "bias.json").read_text(encoding="utf-8"))["provenance"]
+        print(to_markdown(report.analysis, provenance))
+        print(f"written: {report.folder}")
+    return 0
+
+
 def _cmd_ls(args: argparse.Namespace) -> int:
     from benchmark.suite import catalogue
 
@@ -287,7 +333,7 @@ def main(argv: Sequence[str] | None = None, default_command: str | None = None) 
         if args.command == "run":
             return _cmd_run(args, argv)
         return {"report": _cmd_report, "compare": _cmd_compare, "ls": _cmd_ls, "validate": _cmd_validate,
-                "fetch": _cmd_fetch, "lock": _cmd_lock}[args.command](args)
+                "fetch": _cmd_fetch, "lock": _cmd_lock, "bias": _cmd_bias}[args.command](args)
     except BenchError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.fix:
