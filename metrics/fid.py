@@ -107,9 +107,15 @@ class FrechetDistance(FeatureSetMetric):
         return self.result(edits, primary, started, notes, extra | {"features": (f_edit, f_ref)})
 
 
-def fid_from_features(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> Aggregate:
-    """FID of paired feature sets with its paired bootstrap CI (`spec`: the metric's spec, for the bootstrap)."""
-    value = frechet_distance(*gaussian_statistics(f_edit), *gaussian_statistics(f_ref))
+def fid_from_features(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict, *, via_gram: bool = False) -> Aggregate:
+    """FID of paired feature sets with its paired bootstrap CI (`spec`: the metric's spec, for the bootstrap).
+
+    `via_gram`: the value by the exact n×n identity of `frechet_distance_from_features` instead of torch-fidelity's
+    D×D matrix square root; equal up to rounding, and far faster when N ≪ D (e.g. per-group FIDs of a run)."""
+    if via_gram:
+        value = frechet_distance_from_features(f_edit, f_ref)
+    else:
+        value = frechet_distance(*gaussian_statistics(f_edit), *gaussian_statistics(f_ref))
     return aggregate_set_statistic(lambda idx: fid_replicate(f_edit[idx], f_ref[idx], spec),
                                    len(f_edit), value=value, resamples=spec["bootstrap_resamples"],
                                    seed=spec["bootstrap_seed"])
@@ -184,6 +190,10 @@ def kid_replicate(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> float:
     return float(kernel_mmd(f_edit, f_ref, **_kernel_options(spec)))
 
 
-#: Set metrics that can be recomputed from stored feature sets: metric name -> (value with CI, one replicate),
-#: each called as fn(f_edit, f_ref, spec) with the metric's stored spec.
-FEATURE_STATISTICS = {"fid@1": (fid_from_features, fid_replicate), "kid@1": (kid_from_features, kid_replicate)}
+def _fid_on_subsets(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> Aggregate:
+    return fid_from_features(f_edit, f_ref, spec, via_gram=True)
+
+
+#: Set metrics that can be recomputed on subsets of a run's images from its stored feature sets:
+#: metric name -> (value with CI, one replicate), each called as fn(f_edit, f_ref, spec) with the stored spec.
+FEATURE_STATISTICS = {"fid@1": (_fid_on_subsets, fid_replicate), "kid@1": (kid_from_features, kid_replicate)}
