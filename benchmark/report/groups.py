@@ -94,14 +94,15 @@ def read_attribute_table(path: str | Path) -> AttributeTable:
 
 
 def _key_kind(path: Path, rows: list[tuple[int, list[str]]]) -> KeyKind:
-    for kind, pattern in (("celeba_file", _CELEBA_FILE), ("celebahq_index", _CELEBAHQ_FILE)):
-        if rows and all(fields and pattern.match(fields[0]) for _, fields in rows):
-            return kind
-    bad = next(((n, f) for n, f in rows if not f or not (_CELEBA_FILE.match(f[0]) or _CELEBAHQ_FILE.match(f[0]))),
-               None)
-    where = bad[0] if bad else 3
-    raise _malformed(path, where, "rows must all be named by a CelebA file (000001.jpg) or all by a CelebA-HQ index "
-                                  "(0.jpg)")
+    """The first row decides; the first row that does not follow it is the one reported."""
+    patterns: dict[KeyKind, re.Pattern] = {"celeba_file": _CELEBA_FILE, "celebahq_index": _CELEBAHQ_FILE}
+    first_line, first = rows[0] if rows else (3, [])
+    kind = next((k for k, p in patterns.items() if first and p.match(first[0])), None)
+    bad = first_line if kind is None else next((n for n, f in rows if not patterns[kind].match(f[0])), None)
+    if bad is not None:
+        raise _malformed(path, bad, "rows must all be named by a CelebA file (000001.jpg) or all by a CelebA-HQ "
+                                    "index (0.jpg)")
+    return kind
 
 
 @dataclass(frozen=True)
