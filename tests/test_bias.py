@@ -156,3 +156,70 @@ def test_per_group_fid_and_kid_equal_the_metric_on_that_subset(feature_run):
             assert side.ci_high == pytest.approx(direct.ci_high, rel=1e-6)
         assert row.difference == pytest.approx(row.a.mean - row.b.mean)
         assert row.difference_ci_low < row.difference_ci_high
+
+
+# -- end to end: a real run of the paper-table `tiny` profile on the 11 fixture images, then `run_all.py bias` ----
+
+def _cli(tmp_path, *args, timeout=900):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "ASYRP_CACHE": str(tmp_path / "cache"), "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, str(repo / "run_all.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=tmp_path)
+
+
+def _hand_counts(anno, manifest_items, attribute):
+    """Group sizes read straight from the attribute file by CelebA-HQ index (independent of benchmark.report)."""
+    lines = anno.read_text().splitlines()
+    col = lines[1].split().index(attribute)
+    value = {ln.split()[0].split(".")[0]: int(ln.split()[1 + col]) for ln in lines[2:]}
+    plus = sum(value[str(it["celebahq_index"])] == 1 for it in manifest_items)
+    return {attribute: plus, f"not {attribute}": len(manifest_items) - plus}
+
+
+@pytest.mark.slow
+def test_bias_cli_on_a_tiny_paper_table_run(tmp_path, fixtures):
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    run = _cli(tmp_path, "run", "--suite", "paper-table", "--profile", "tiny", "--device", "cpu",
+               "--attributes", "smiling", "--json", "--out", "runs")
+    assert run.returncode == 0, run.stderr[-3000:]
+    run_dir = Path(json.loads(run.stdout)["run_dir"])
+    assert (run_dir / "features" / "index.json").is_file()
+    anno = fixtures / "celebahq" / "CelebAMask-HQ-attribute-anno.txt"
+    proc = _cli(tmp_path, "bias", str(run_dir), "--by", "Male", "Pale_Skin", "--attributes-file", str(anno))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = run_dir / "bias"
+    assert {p.name for p in out.iterdir()} == {"bias.md", "bias.csv", "bias.json", "bias_Male.png",
+                                               "bias_Pale_Skin.png"}
+    report = json.loads((out / "bias.json").read_text())
+    prov = report["provenance"]
+    assert prov["attributes_file_sha256"] == hashlib.sha256(anno.read_bytes()).hexdigest()
+    assert prov["run_id"] == run_dir.name and prov["grouping"] == ["Male", "Pale_Skin"] and prov["bootstrap_seed"] == 0
+    repo = Path(__file__).resolve().parent.parent
+    items = yaml.safe_load((repo / "manifests" / "datasets" / "celebahq-fixtures.yaml").read_text())["items"]
+    for attribute in ("Male", "Pale_Skin"):
+        assert report["counts"][attribute] == _hand_counts(anno, items, attribute)
+    assert "N per group is small" in (out / "bias.md").read_text() and "N < 20" in proc.stderr
+    # Per-image group means are the plain means of the run's per-image values over the group's ids.
+    rows = [json.loads(line) for line in (run_dir / "per_image.jsonl").read_text().splitlines()]
+    males = {str(it["id"]) for it in items if _hand_counts(anno, [it], "Male")["Male"] == 1}
+    sdir = next(r for r in report["rows"] if (r["by"], r["edit"], r["metric"]) == ("Male", "smiling", "sdir"))
+    expected = np.mean([r["value"] for r in rows if r["attribute"] == "smiling" and r["metric"] == "sdir"
+                        and r["id"] in males])
+    assert sdir["a_mean"] == pytest.approx(expected, abs=1e-12) and sdir["a_n"] == len(males)
+    assert {r["metric"] for r in report["rows"]} == {"sdir", "sc", "id", "fid_orig", "kid_orig"}
+    # Bad input: exit 2 with the fix, nothing half-written.
+    young = _cli(tmp_path, "bias", str(run_dir), "--by", "Young", "--attributes-file", str(anno))
+    assert young.returncode == 2 and "not Young: N = 0" in young.stderr
+    typo = _cli(tmp_path, "bias", str(run_dir), "--by", "pale_skin", "--attributes-file", str(anno))
+    assert typo.returncode == 2 and "Did you mean: Pale_Skin" in typo.stderr
+    assert json.loads((out / "bias.json").read_text()) == report

@@ -78,13 +78,18 @@ def split_indices(labels: Sequence[str], by: str) -> tuple[tuple[str, np.ndarray
     return groups  # type: ignore[return-value]
 
 
-def two_sample_difference(statistic: Callable[[np.ndarray], float], a: np.ndarray, b: np.ndarray, *,
-                          resamples: int, seed: int) -> tuple[float, float, float]:
-    """statistic(a) − statistic(b) and its percentile-bootstrap CI, resampling each group independently."""
+def two_sample_difference(statistic: Callable[..., float], a: np.ndarray, b: np.ndarray, *,
+                          resamples: int, seed: int, vectorized: bool = False) -> tuple[float, float, float]:
+    """statistic(a) − statistic(b) and its percentile-bootstrap CI, resampling each group independently.
+    `vectorized`: `statistic(x, axis=-1)` reduces the last axis (scipy then scores all resamples at once)."""
     from scipy.stats import bootstrap
 
     value = float(statistic(a) - statistic(b))
-    res = bootstrap((a, b), lambda x, y: statistic(x) - statistic(y), vectorized=False, paired=False,
+
+    def difference(x, y, axis=-1):
+        return statistic(x, axis=axis) - statistic(y, axis=axis) if vectorized else statistic(x) - statistic(y)
+
+    res = bootstrap((a, b), difference, vectorized=vectorized, paired=False,
                     n_resamples=resamples, confidence_level=CONFIDENCE, method="percentile",
                     random_state=np.random.default_rng(seed))
     return value, float(res.confidence_interval.low), float(res.confidence_interval.high)
@@ -100,7 +105,8 @@ def per_image_row(by: str, edit: str, metric: str, direction: str, values: np.nd
         agg = aggregate_per_image(values[idx], resamples=resamples, seed=seed)
         sides.append(GroupValue(name, agg.n, agg.mean, agg.ci_low, agg.ci_high))
     (_, ia), (_, ib) = groups
-    diff, low, high = two_sample_difference(np.mean, values[ia], values[ib], resamples=resamples, seed=seed)
+    diff, low, high = two_sample_difference(np.mean, values[ia], values[ib], resamples=resamples, seed=seed,
+                                            vectorized=True)
     return BiasRow(by, edit, metric, "per-image", direction, *sides, diff, low, high)
 
 
