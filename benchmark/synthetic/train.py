@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 MODELS = ("ddpm", "clip", "oracle", "segmenter")
-POOL_SEED = {"ddpm": 11, "clip": 12, "oracle": 13, "segmenter": 14}
+POOL_SEED = {"ddpm": 11}
+DDPM_POOL = 2500
 
 
 def render_pool(n: int, seed: int, *, unseen: bool) -> tuple[torch.Tensor, torch.Tensor, list]:
@@ -52,14 +53,14 @@ def train_ddpm_stage(out: Path, steps: int | None = None) -> None:
 
     cfg = DdpmTrainConfig() if steps is None else DdpmTrainConfig(steps=steps)
     start = time.time()
-    images, _, _ = render_pool(4000, POOL_SEED["ddpm"], unseen=False)
+    images, _, _ = render_pool(DDPM_POOL, POOL_SEED["ddpm"], unseen=False)
     pool = from_uint8(images)
 
     def checkpoint(step, ema):
         _save(out / "checkpoints", f"ddpm-step{step}", ema.state_dict(), {"step": step})
 
     ema, history = train_ddpm(pool, cfg, on_checkpoint=checkpoint)
-    meta = {"config": DDPM_CONFIG, "train": {**cfg.__dict__, "pool": 4000, "pool_seed": POOL_SEED["ddpm"],
+    meta = {"config": DDPM_CONFIG, "train": {**cfg.__dict__, "pool": DDPM_POOL, "pool_seed": POOL_SEED["ddpm"],
                                              "green_excluded": True},
             "wall_s": round(time.time() - start, 1), "final_loss_mean_last100": sum(history[-100:]) / 100,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
