@@ -78,7 +78,7 @@ def _lr_at(step: int, cfg: DdpmTrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_ddpm(pool: torch.Tensor, cfg: DdpmTrainConfig, *, log_every: int = 50, on_checkpoint=None):
+def train_ddpm(pool: torch.Tensor, cfg: DdpmTrainConfig, *, log_every: int = 25, on_checkpoint=None):
     """Train on `pool` (float N×3×64×64 pixels in [-1, 1], encoded by `PatchCodec`); returns (EMA UNet, history).
 
     Each batch draws images and horizontal flips from the pool and timesteps stratified over [0, 1000), all from
