@@ -61,6 +61,10 @@ def select_t_boost(lpips_x: Curve, threshold: float = 1.2) -> int:
     return _first_at_or_above(_as_curve(lpips_x), threshold, "LPIPS(x, x_t)")
 
 
+CURVE_FILES = {"x": "{prefix}_LPIPS_distance_x.tsv", "x0t": "{prefix}_LPIPS_distance_x0_t.tsv",
+               "x_std": "{prefix}_LPIPS_distance_x_std.tsv", "x0t_std": "{prefix}_LPIPS_distance_x0_t_std.tsv"}
+
+
 @dataclass
 class LpipsCurves:
     """Mean and std over images of LPIPS(x, x_t) and LPIPS(x, P_t), keyed by timestep (as the authors' tables)."""
@@ -69,6 +73,37 @@ class LpipsCurves:
     x0t: dict[int, float]
     x_std: dict[int, float]
     x0t_std: dict[int, float]
+
+    def save(self, folder: str | Path, prefix: str) -> dict[str, Path]:
+        """Write the four tables in the authors' TSV layout (`{prefix}_LPIPS_distance_x.tsv`, ...)."""
+        from benchmark.atomic import write_text
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for key, template in CURVE_FILES.items():
+            path = folder / template.format(prefix=prefix)
+            write_text(path, "".join(f"{t}\t{v!r}\n" for t, v in sorted(getattr(self, key).items())))
+            paths[key] = path
+        return paths
+
+    @classmethod
+    def load(cls, folder: str | Path, prefix: str) -> LpipsCurves:
+        """Read the four tables written by `save` (or the authors' `utils/{dataset}_LPIPS_distance_*.tsv`)."""
+        return cls(**{key: read_lpips_curve(Path(folder) / template.format(prefix=prefix))
+                      for key, template in CURVE_FILES.items()})
+
+
+def snr_matched_t(t: int, source_alphas: torch.Tensor, target_alphas: torch.Tensor) -> int:
+    """The smallest timestep of `target_alphas` whose ᾱ is at or below ᾱ_t of `source_alphas`: the same noise
+    level (signal-to-noise ratio) on another schedule. A stand-in for the LPIPS rule where no LPIPS curve of the
+    target model exists (stated wherever it is used)."""
+    a = float(source_alphas[t])
+    below = (target_alphas <= a).nonzero()
+    if len(below) == 0:
+        raise BenchError(f"the target schedule never gets as noisy as ᾱ={a:.4g} (t={t} of the source)",
+                         fix="pick the timestep explicitly")
+    return int(below[0])
 
 
 def compute_lpips_curves(model: DiffusionModel, images: torch.Tensor, *, n_steps: int = 1000, t0: int = 999,
