@@ -99,10 +99,7 @@ def train_autoencoder(images: torch.Tensor, spec: TrainSpec, log: dict) -> Any:
             _kmeans_codebook(vq, images, spec)
         batch = images[torch.randint(0, len(images), (spec.ae_batch,), generator=gen)]
         h = vq.encode(batch).latents
-        if step < n_plain:
-            out = vq.decode(h, force_not_quantize=True)
-        else:
-            out = vq.decode(h)
+        out = vq.decode(h, force_not_quantize=step < n_plain)
         recon = (out.sample - batch).abs().mean() + F.mse_loss(out.sample, batch)
         loss = recon + out.commit_loss.mean()
         opt.zero_grad(set_to_none=True)
