@@ -180,7 +180,7 @@ def train(out_dir: Path, spec: TrainSpec) -> dict:
 
     torch.set_num_threads(spec.threads)
     log: dict[str, Any] = {"spec": asdict(spec), "torch": torch.__version__, "load_average_start": os.getloadavg()}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     images = render_training_set(spec.n_images, spec.data_seed)
     log["render_s"] = round(time.perf_counter() - start, 1)
     t_ae = time.perf_counter()
@@ -194,6 +194,7 @@ def train(out_dir: Path, spec: TrainSpec) -> dict:
     unet = train_latent_ddpm(latents * scaling, spec, log)
     log["latent_ddpm"]["wall_s"] = round(time.perf_counter() - t_dm, 1)
     log["total_wall_s"] = round(time.perf_counter() - start, 1)
+    log["total_cpu_s"] = round(time.process_time() - cpu_start, 1)
     log["load_average_end"] = os.getloadavg()
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -204,6 +205,49 @@ def train(out_dir: Path, spec: TrainSpec) -> dict:
     return log
 
 
+SNAPSHOT_FILES = ("vqvae/config.json", "vqvae/diffusion_pytorch_model.safetensors", "unet/config.json",
+                  "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json", "train_log.json")
+MANIFEST_NAME = "synthetic-ldm"
+
+
+def publish(run_dir: Path, assets_dir: Path = ASSETS_DIR) -> Path:
+    """Copy a training run into the shipped assets and write its model manifest with every file's sha256."""
+    import shutil
+
+    import yaml
+
+    from benchmark.atomic import write_text
+    from benchmark.hashing import sha256_file
+    from benchmark.manifests import manifest_from_dict
+    from benchmark.paths import REPO_ROOT, manifests_dir
+
+    files = []
+    for rel in SNAPSHOT_FILES:
+        src, dst = run_dir / rel, assets_dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        if rel != "train_log.json":
+            files.append({"path": dst.resolve().relative_to(REPO_ROOT).as_posix(), "sha256": sha256_file(dst),
+                          "size": dst.stat().st_size})
+    log = json.loads((run_dir / "train_log.json").read_text())
+    doc = {
+        "schema_version": 1, "kind": "model", "name": MANIFEST_NAME, "version": 1,
+        "description": ("The synthetic world's latent diffusion model: a VQModel (64² RGB -> 4x16x16 latent, 1024 "
+                        "codes) and a UNet2DModel on the scaled latent (h = 64x4x4), trained on the renderer's "
+                        "faces (no green skin) with the real LDM's scaled_linear beta schedule."),
+        "license": "MIT (this project)",
+        "provenance": (f"python -m benchmark.synthetic.ldm train (spec {json.dumps(log['spec'], sort_keys=True)}; "
+                       f"{log['total_wall_s']} s wall) then `publish`; train_log.json beside the weights"),
+        "loader": "diffusers-ldm",
+        "source": {"type": "local", "files": files},
+    }
+    path = manifests_dir() / "models" / f"{MANIFEST_NAME}.yaml"
+    manifest_from_dict(doc, path)
+    write_text(path, "# Written by `python -m benchmark.synthetic.ldm publish`; do not edit by hand.\n"
+               + yaml.safe_dump(doc, sort_keys=False, width=110))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Retrain the synthetic world's latent diffusion model (VQ AE + DDPM).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -211,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", type=Path, default=ASSETS_DIR)
     for name, value in asdict(TrainSpec()).items():
         t.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    pub = sub.add_parser("publish", help="copy a training run into the shipped assets and write the manifest")
+    pub.add_argument("run_dir", type=Path)
     args = p.parse_args(argv)
+    if args.command == "publish":
+        print(f"wrote {publish(args.run_dir)}")
+        return 0
     spec = TrainSpec(**{k: getattr(args, k) for k in asdict(TrainSpec())})
     log = train(args.out, spec)
     print(json.dumps({k: log[k] for k in ("total_wall_s", "autoencoder", "latent_ddpm")}, indent=2))
