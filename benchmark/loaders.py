@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import DeviceError, ManifestError, MissingWeightsError
+from benchmark.manifests import LocalSource
 from benchmark.paths import REPO_ROOT, fixtures_dir
 from benchmark.registry import Registry
 
@@ -207,8 +208,11 @@ def plan_from_manifests(name: str, request) -> Any:
     for m in suite.metrics:
         backend = resolved.metric_backends.get(m.key)
         backend_name = backend.manifest.loader_args.get("backend", backend.manifest.name) if backend else None
-        weights_path = (model_dir(backend.manifest) if backend is not None and backend.manifest.files else None)
+        weights_path = (_backend_weights(backend.manifest, model_dir) if backend is not None
+                        and backend.manifest.files else None)
         fields = {"reference": m.reference, **m.options}
+        if backend is not None and isinstance(backend.manifest.source, LocalSource):
+            fields.setdefault("weights_sha256", backend.manifest.files[0].sha256)  # checked before loading
         if backend_name:
             fields["backend"] = backend_name
         fields.setdefault("bootstrap_seed", int(suite.seeds.get("bootstrap", 0)))
@@ -268,6 +272,15 @@ def _selected_t(sel, curves, loss) -> dict:
             "t_select": {"curves": sel.curves, "prefix": sel.prefix, "text_cosine": cos,
                          "edit_threshold": sel.edit_threshold, "boost_threshold": sel.boost_threshold,
                          "sha256": digests}}
+
+
+def _backend_weights(manifest, model_dir) -> Path:
+    """A back-end's weights: the shipped file for weights in the repo, else the folder `fetch` fills."""
+    from benchmark.fetch import local_path
+
+    if isinstance(manifest.source, LocalSource) and len(manifest.files) == 1:
+        return local_path(manifest, manifest.files[0])
+    return model_dir(manifest)
 
 
 def _engine_digests(resolved, files) -> dict[str, str]:
