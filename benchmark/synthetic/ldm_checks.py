@@ -59,6 +59,10 @@ def _aggregate(values) -> dict[str, Any]:
     return {"mean": a.mean, "std": a.std, "ci_low": a.ci_low, "ci_high": a.ci_high, "n": a.n}
 
 
+def _mean(values) -> float:
+    return float(sum(values) / len(values))
+
+
 def load_model_and_images(limit: int | None = None):
     from benchmark.data import load_dataset
     from benchmark.errors import DigestMismatchError
@@ -176,9 +180,11 @@ def _attribute_check():
     return check_attributes
 
 
-def check_attributes(model, pixels: torch.Tensor, inv) -> dict[str, Any]:
+def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None, n_train: int = N_TRAIN,
+                     attributes=ATTRIBUTES_CHECKED) -> dict[str, Any]:
     """Train f_t per attribute (official loss, P_t decoded by the VQ decoder), edit the test faces, and read the
-    target factor with the oracle on the edit and on the reconstruction."""
+    target factor with the oracle on the edit and on the reconstruction. `clip` ((model, tokenizer)) and `oracle`
+    default to the world's shipped ones."""
     import models
     from benchmark.data import load_dataset
     from benchmark.images import from_uint8, to_uint8
@@ -190,18 +196,18 @@ def check_attributes(model, pixels: torch.Tensor, inv) -> dict[str, Any]:
     from benchmark.synthetic.renderer import FACTOR_NAMES
     from benchmark.synthetic.weights import load_clip, load_oracle, shipped_file
 
-    clip_model, tokenizer = load_clip(*shipped_file("synthetic-clip"))
-    oracle = load_oracle(*shipped_file("synthetic-oracle"))
+    clip_model, tokenizer = clip or load_clip(*shipped_file("synthetic-clip"))
+    oracle = oracle or load_oracle(*shipped_file("synthetic-oracle"))
     # t_edit / t_boost for *this* model, by the authors' rule with the world's calibrated substitute distance
     times = choose_times(model, oracle, clip_model, tokenizer, to_uint8(pixels[:CURVE_IMAGES]))
     train_manifest = ManifestRegistry().get("dataset", TRAIN_SET).manifest
-    train_px = from_uint8(load_dataset(train_manifest, REPO_ROOT, limit=N_TRAIN, record=False).images)
-    t_edits = {a: times["attributes"][a]["t_edit"] for a in ATTRIBUTES_CHECKED}
+    train_px = from_uint8(load_dataset(train_manifest, REPO_ROOT, limit=n_train, record=False).images)
+    t_edits = {a: times["attributes"][a]["t_edit"] for a in attributes}
     train_inv = models.invert(model, train_px, N_STEPS, reference_steps=N_STEPS,
                               reference_min_t=min(t_edits.values()), batch_size=32)
     reference = oracle.measure(to_uint8(inv.reconstruction))[0]
     out = {}
-    for name in ATTRIBUTES_CHECKED:
+    for name in attributes:
         target, _domain, factor, direction, _ = ATTRIBUTES[name]
         t_edit, t_boost = t_edits[name], min(times["t_boost"], t_edits[name])
         loss = models.DirectionalClipLoss(clip_model, tokenizer, NEUTRAL_PROMPT, target, model_name="synthetic-clip")
@@ -223,9 +229,9 @@ def check_attributes(model, pixels: torch.Tensor, inv) -> dict[str, Any]:
             "non_target_change": _aggregate(per["non_target_change"]),
             "mean_shift_per_factor": {n: float(per[f"shift_{n}"].mean()) for n in FACTOR_NAMES},
             "t_edit": t_edit, "t_boost": t_boost, "text_cosine": times["attributes"][name]["text_cosine"],
-            "train": {"images": N_TRAIN, "dataset": TRAIN_SET, "config": config.model_dump(),
-                      "loss_first_image_mean": float(sum(losses[:len(losses) // N_TRAIN]) / (len(losses) // N_TRAIN)),
-                      "loss_last_image_mean": float(sum(losses[-(len(losses) // N_TRAIN):]) / (len(losses) // N_TRAIN)),
+            "train": {"images": n_train, "dataset": TRAIN_SET, "config": config.model_dump(),
+                      "loss_first_image_mean": _mean(losses[:len(losses) // n_train]),
+                      "loss_last_image_mean": _mean(losses[-(len(losses) // n_train):]),
                       "wall_s": round(train_s, 1)},
             "band": BANDS["attribute_shift"], "passed": value["ci_low"] > 0.0}
     out["t_select"] = {"t_boost": times["t_boost"], "calibration": times["calibration"],
