@@ -281,3 +281,16 @@ def test_ldm_suite_resolves_with_its_tiny_profile():
     assert tiny.t_select is None and tiny.requires == "cpu-ok"
     resolved = resolve_suite("ldm", profile="tiny", registry=registry, known_metrics=known_metric_names())
     assert resolved.base_model.ref == "tiny-ldm-random@1"
+
+
+def test_lpips_curves_command_refuses_the_cpu_and_a_missing_alexnet(tmp_path, capsys, monkeypatch):
+    from benchmark import lpips_curves
+
+    args = ["--model", "tiny-ldm-random@1", "--data", str(tmp_path), "--dataset", "celebahq-fixtures@1",
+            "--out", str(tmp_path / "out"), "--prefix", "tiny", "--device", "cpu"]
+    assert lpips_curves.main(args) == 2
+    assert "GPU" in capsys.readouterr().err
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no AlexNet there
+    assert lpips_curves.main([*args, "--allow-cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "AlexNet" in err and not (tmp_path / "out").exists()
