@@ -107,14 +107,23 @@ def snr_matched_t(t: int, source_alphas: torch.Tensor, target_alphas: torch.Tens
 
 
 def compute_lpips_curves(model: DiffusionModel, images: torch.Tensor, *, n_steps: int = 1000, t0: int = 999,
-                         distance: Distance | None = None, progress: bool = False) -> LpipsCurves:
+                         distance: Distance | None = None, reference: str = "input",
+                         progress: bool = False) -> LpipsCurves:
     """The authors' `compute_lpips_distance` for a new model: DDIM-invert each image (η = 0) and, at every
     inversion step (t → t_next), record distance(x_{t_next}, x) and distance(P_t, x) under the key t_next.
 
     `distance(a, b)` takes two pixel batches in [-1, 1] and returns one value per image; by default it is LPIPS
     with AlexNet (`lpips_alex_distance`), which needs torchvision's AlexNet weights in the torch hub cache.
     Latent models are decoded to pixels first. The authors used n_steps = 1000 over 100 training images.
+
+    `reference`: what the decoded x_t and P_t are compared with. "input" is the authors' rule (the image itself).
+    "autoencoder" compares with the codec's reconstruction decode(encode(x)) instead, so that for a latent model
+    the curve starts at 0 as it does for a pixel model (with "input" the autoencoder's own error is a floor under
+    the whole curve); for a pixel model both are the same.
     """
+    from benchmark.registry import require_choice
+
+    require_choice("LPIPS curve reference", reference, ["input", "autoencoder"])
     distance = distance or lpips_alex_distance(model.device)
     per_t_x: dict[int, list[float]] = {}
     per_t_x0: dict[int, list[float]] = {}
@@ -122,6 +131,8 @@ def compute_lpips_curves(model: DiffusionModel, images: torch.Tensor, *, n_steps
         for i in tqdm(range(images.shape[0]), desc="LPIPS curves", unit="img", disable=not progress, leave=False):
             pixels = images[i:i + 1].to(model.device, torch.float32)
             x = model.codec.encode(pixels)
+            if reference == "autoencoder":
+                pixels = model.codec.decode(x)
             for t, t_next in inversion_steps(n_steps, t0):
                 eps = model.unet(x, t)
                 x, x0 = ddim_step(x, eps, eps, model.alpha(t), model.alpha(t_next))

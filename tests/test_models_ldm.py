@@ -294,3 +294,21 @@ def test_lpips_curves_command_refuses_the_cpu_and_a_missing_alexnet(tmp_path, ca
     assert lpips_curves.main([*args, "--allow-cpu"]) == 2
     err = capsys.readouterr().err
     assert "AlexNet" in err and not (tmp_path / "out").exists()
+
+
+def test_lpips_curves_against_the_autoencoder_reconstruction():
+    model = vq_model()
+    x = smooth_images(1, size=32)
+    l1 = lambda a, b: (a - b).abs().flatten(1).mean(1)  # noqa: E731
+    by_input = M.compute_lpips_curves(model, x, n_steps=4, distance=l1)
+    by_ae = M.compute_lpips_curves(model, x, n_steps=4, distance=l1, reference="autoencoder")
+    with torch.no_grad():
+        z = model.codec.encode(x)
+        eps = model.unet(z, 0)
+        _, p0 = M.ddim_step(z, eps, eps, model.alpha(0), model.alpha(333))
+        decoded, ae = model.codec.decode(p0), model.codec.decode(z)
+    first = min(by_input.x0t)
+    assert by_input.x0t[first] == pytest.approx(float(l1(decoded, x)), rel=1e-5)
+    assert by_ae.x0t[first] == pytest.approx(float(l1(decoded, ae)), rel=1e-5)
+    with pytest.raises(BenchError, match="Did you mean: autoencoder"):
+        M.compute_lpips_curves(model, x, n_steps=4, distance=l1, reference="autoencodr")

@@ -132,7 +132,9 @@ def run(out: Path, *, limit: int | None = None,
                          "passed": zero["max_abs_diff_latents"] == 0.0 and zero["max_abs_diff_pixels"] == 0.0},
     }
     if attribute_check is not None:
-        checks.update(attribute_check(model, pixels, inv))
+        for reference in CURVE_REFERENCES:
+            found = attribute_check(model, pixels, inv, curve_reference=reference)
+            checks.update({f"{k}[{reference}]": v for k, v in found.items()})
     result = {
         "model": MODEL_REF, "model_spec": model.spec(), "test_set": TEST_SET, "ids": ids, "n_steps": N_STEPS,
         "checks": checks, "all_passed": all(c["passed"] for c in checks.values() if "passed" in c),
@@ -159,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 ATTRIBUTES_CHECKED = ("smiling", "tanned")
+# "input": the authors' rule as written (decoded P_t against the input image); "autoencoder": against the
+# autoencoder's reconstruction, so the curve starts at 0 as for a pixel model. Both are run and reported.
+CURVE_REFERENCES = ("input", "autoencoder")
 TRAIN_SET = "synthetic-train-first64@1"
 N_TRAIN = 32  # as the synthetic suite trains its f_t
 
@@ -181,7 +186,7 @@ def _attribute_check():
 
 
 def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None, n_train: int = N_TRAIN,
-                     attributes=ATTRIBUTES_CHECKED) -> dict[str, Any]:
+                     attributes=ATTRIBUTES_CHECKED, curve_reference: str = "input") -> dict[str, Any]:
     """Train f_t per attribute (official loss, P_t decoded by the VQ decoder), edit the test faces, and read the
     target factor with the oracle on the edit and on the reconstruction. `clip` ((model, tokenizer)) and `oracle`
     default to the world's shipped ones."""
@@ -191,7 +196,7 @@ def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None
     from benchmark.manifests import ManifestRegistry
     from benchmark.runtime import generator
     from benchmark.synthetic.attribute_shift import attribute_shift
-    from benchmark.synthetic.attributes import ATTRIBUTES, CURVE_IMAGES, choose_times
+    from benchmark.synthetic.attributes import ATTRIBUTES, CURVE_IMAGES
     from benchmark.synthetic.captions import NEUTRAL_PROMPT
     from benchmark.synthetic.renderer import FACTOR_NAMES
     from benchmark.synthetic.weights import load_clip, load_oracle, shipped_file
@@ -199,7 +204,7 @@ def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None
     clip_model, tokenizer = clip or load_clip(*shipped_file("synthetic-clip"))
     oracle = oracle or load_oracle(*shipped_file("synthetic-oracle"))
     # t_edit / t_boost for *this* model, by the authors' rule with the world's calibrated substitute distance
-    times = choose_times(model, oracle, clip_model, tokenizer, to_uint8(pixels[:CURVE_IMAGES]))
+    times = _choose_times(model, oracle, clip_model, tokenizer, pixels[:CURVE_IMAGES], curve_reference, attributes)
     train_manifest = ManifestRegistry().get("dataset", TRAIN_SET).manifest
     train_px = from_uint8(load_dataset(train_manifest, REPO_ROOT, limit=n_train, record=False).images)
     t_edits = {a: times["attributes"][a]["t_edit"] for a in attributes}
@@ -228,15 +233,41 @@ def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None
             **value, "per_image": per["value"].tolist(), "target_factor": factor, "direction": direction,
             "non_target_change": _aggregate(per["non_target_change"]),
             "mean_shift_per_factor": {n: float(per[f"shift_{n}"].mean()) for n in FACTOR_NAMES},
-            "t_edit": t_edit, "t_boost": t_boost, "text_cosine": times["attributes"][name]["text_cosine"],
+            "t_edit": t_edit, "t_boost": t_boost, "t_boost_by_rule": times["t_boost"],
+            "curve_reference": curve_reference, "text_cosine": times["attributes"][name]["text_cosine"],
             "train": {"images": n_train, "dataset": TRAIN_SET, "config": config.model_dump(),
                       "loss_first_image_mean": _mean(losses[:len(losses) // n_train]),
                       "loss_last_image_mean": _mean(losses[-(len(losses) // n_train):]),
                       "wall_s": round(train_s, 1)},
             "band": BANDS["attribute_shift"], "passed": value["ci_low"] > 0.0}
     out["t_select"] = {"t_boost": times["t_boost"], "calibration": times["calibration"],
-                       "rule": "benchmark.synthetic.attributes.choose_times (authors' rule, calibrated oracle-trunk "
-                               "distance instead of LPIPS)"}
+                       "t_edit": {a: times["attributes"][a]["t_edit"] for a in attributes},
+                       "curve_reference": curve_reference,
+                       "rule": "the authors' rule with the synthetic world's calibrated oracle-trunk distance "
+                               "instead of LPIPS (benchmark.synthetic.attributes)"}
+    return out
+
+
+def _choose_times(model, oracle, clip_model, tokenizer, pixels, reference: str, attributes) -> dict[str, Any]:
+    """`benchmark.synthetic.attributes.choose_times` (same distance, same calibration to the authors' LPIPS at
+    t = 999, same rule), with the curve's reference image selectable (see `models.compute_lpips_curves`)."""
+    import torch.nn.functional as F
+
+    import models
+    from benchmark.synthetic.attributes import ATTRIBUTES, AUTHORS_LPIPS_999, CURVE_STEPS, oracle_distance
+    from benchmark.synthetic.captions import NEUTRAL_PROMPT
+
+    curves = models.compute_lpips_curves(model, pixels, n_steps=CURVE_STEPS, distance=oracle_distance(oracle),
+                                         reference=reference)
+    scale = {k: AUTHORS_LPIPS_999[k] / getattr(curves, k)[max(getattr(curves, k))] for k in ("x0t", "x")}
+    x0t = {t: v * scale["x0t"] for t, v in curves.x0t.items()}
+    x = {t: v * scale["x"] for t, v in curves.x.items()}
+    out = {"t_boost": models.select_t_boost(x), "calibration": scale, "attributes": {}}
+    with torch.no_grad():
+        for name in attributes:
+            text = F.normalize(clip_model.encode_text(tokenizer([NEUTRAL_PROMPT, ATTRIBUTES[name][0]])).float(), dim=-1)
+            cos = float(text[0] @ text[1])
+            out["attributes"][name] = {"text_cosine": cos, "t_edit": models.select_t_edit(x0t, cos)}
     return out
 
 
