@@ -20,7 +20,7 @@ from benchmark.errors import BenchError
 
 
 def compute(model_ref: str, data: Path, dataset_ref: str, n_images: int, n_steps: int, out: Path, prefix: str,
-            device: str, allow_cpu: bool) -> dict:
+            device: str, allow_cpu: bool, reference: str = "input") -> dict:
     import torch
 
     import models
@@ -52,12 +52,12 @@ def compute(model_ref: str, data: Path, dataset_ref: str, n_images: int, n_steps
     pixels = from_uint8(images.images)
     if pixels.shape[-1] != model.image_size:
         pixels = torch.nn.functional.interpolate(pixels, size=model.image_size, mode="bilinear", antialias=True)
-    curves = models.compute_lpips_curves(model, pixels, n_steps=n_steps, distance=distance, progress=True)
+    curves = models.compute_lpips_curves(model, pixels, n_steps=n_steps, distance=distance, reference=reference,
+                                         progress=True)
     paths = curves.save(out, prefix)
     meta = {"model": model_manifest.ref, "dataset": dataset_manifest.ref, "ids": images.ids, "n_steps": n_steps,
-            "distance": "lpips-alex-v0.1", "device": device_description(dev), "files": sorted(p.name for p in
-                                                                                                 paths.values()),
-            "t_boost_at_1.2": models.select_t_boost(curves.x, 1.2)}
+            "reference": reference, "distance": "lpips-alex-v0.1", "device": device_description(dev),
+            "files": sorted(p.name for p in paths.values()), "t_boost_at_1.2": models.select_t_boost(curves.x, 1.2)}
     write_json(out / "curves.json", meta)
     return meta
 
@@ -73,10 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", required=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--allow-cpu", action="store_true")
+    p.add_argument("--reference", choices=["input", "autoencoder"], default="input",
+                   help="compare decoded x_t / P_t with the input (the authors' rule) or with the autoencoder's "
+                        "reconstruction (a latent model's curve then starts at 0)")
     args = p.parse_args(argv)
     try:
         meta = compute(args.model, args.data, args.dataset, args.n_images, args.n_steps, args.out, args.prefix,
-                       args.device, args.allow_cpu)
+                       args.device, args.allow_cpu, args.reference)
     except BenchError as e:
         print(f"error: {e.message}\n  fix: {e.fix}", file=sys.stderr)
         return 2
