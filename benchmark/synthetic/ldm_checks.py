@@ -7,7 +7,9 @@
 - Δh = 0 exactness: the asymmetric process with an f_t that returns zeros equals plain DDIM bit for bit;
 - attribute shifts: f_t trained with the official loss (synthetic CLIP, P_t decoded to pixels) for `smiling` and
   `tanned`; the synthetic oracle reads the factor each edit targets (mouth curvature, tan) on the edited image and
-  on the reconstruction; the shift must be positive (95% bootstrap CI above 0).
+  on the reconstruction; the shift must be positive (95% bootstrap CI above 0). t_edit / t_boost come from the
+  authors' rule on this model's curves, once with the curve measured against the input image (the rule as
+  written) and once against the autoencoder's reconstruction (keys `...[input]`, `...[autoencoder]`).
 
 Every value is computed here from the shipped model; each band and why is written next to it in the output. The
 bands were set before the first run, from what the world makes easy or hard, not from the measured numbers.
