@@ -68,6 +68,32 @@ def _diffusers_unet2d(manifest, *, device, weights_root=None):
     return models.load_ddpm_celebahq(model_dir(manifest, weights_root), verify=False, device=device)
 
 
+@LOADERS.register("diffusers-ldm")
+def _diffusers_ldm(manifest, *, device, weights_root=None):
+    """A latent diffusion model (UNet2DModel + VQModel/AutoencoderKL + scheduler config) from a diffusers
+    snapshot folder: fetched (hub), shipped in the repo (local: the folder holding all listed files), or random.
+    `loader_args.scaling_factor` overrides the autoencoder config's latent scale."""
+    import os
+
+    import models
+    from benchmark.fetch import fetch_command, local_path, model_dir
+
+    scaling = manifest.loader_args.get("scaling_factor")
+    if _random_source(manifest):
+        config = dict(manifest.source.config)
+        if scaling is not None:
+            config["scaling_factor"] = scaling
+        return models.random_latent_diffusion_model(config, manifest.source.seed, name=manifest.ref).to(device)
+    if getattr(manifest.source, "type", None) == "local":
+        root = Path(os.path.commonpath([local_path(manifest, f) for f in manifest.files]))
+    else:
+        root = model_dir(manifest, weights_root)
+    # Digests were checked by `missing_weights` before we got here.
+    return models.load_latent_diffusion(root, scaling_factor=scaling, device=device, name=manifest.ref,
+                                        fetch_hint=f"run `{fetch_command([manifest.ref])}` (on a machine with "
+                                                   "internet)")
+
+
 @LOADERS.register("ddpm-checkpoint")
 def _ddpm_checkpoint(manifest, *, device, weights_root=None):
     """The authors' SDEdit CelebA-HQ checkpoint (ermongroup layout), converted to a `UNet2DModel`."""
@@ -123,6 +149,7 @@ def plan_from_manifests(name: str, request) -> Any:
         raise MissingWeightsError(f"suite {resolved.ref} needs weights that are not on disk or do not match "
                                   f"({listed})", fix=f"run `{weights.command}` (on a machine with internet)")
 
+    curves = _t_select_curves(suite, resolved)  # before the data: a missing curve file is a setup problem too
     test_set = load_dataset(resolved.dataset.manifest, _data_root(resolved.dataset, request.data, "--data"),
                             limit=request.limit, lock=lock)
     train_set = None
@@ -162,6 +189,8 @@ def plan_from_manifests(name: str, request) -> Any:
             official = (str(_weights_file(ck)), ck.files[0].sha256 or lock.digest(model_key(ck.ref), ck.files[0].path))
         settings = {"t_edit": a.t_edit, "t_boost": a.t_boost, "lambda_clip": a.lambda_clip,
                     "lambda_recon": a.lambda_recon, "lambda_recon_times_text_cosine": a.lambda_recon_times_text_cosine}
+        if curves is not None:
+            settings.update(_selected_t(suite.t_select, curves, clip_loss(a.source_prompt, a.target_prompt)))
         attribute_plans.append(AttributePlan(a.name, r.ref, a.domain, a.source_prompt, a.target_prompt, settings,
                                              official))
 
@@ -205,6 +234,44 @@ def plan_from_manifests(name: str, request) -> Any:
             {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
         weight_digests=weight_digests, references=references, device=str(device), profile=request.profile,
         limit=request.limit, notes=notes)
+
+
+def _t_select_curves(suite, resolved):
+    """The base model's LPIPS curves named by the suite's `t_select`, or None; missing files stop the run with the
+    command that computes them."""
+    if suite.t_select is None:
+        return None
+    import models
+    from benchmark.errors import DataError
+    from benchmark.paths import safe_join
+
+    sel = suite.t_select
+    folder = safe_join(REPO_ROOT, sel.curves)
+    try:
+        curves = models.LpipsCurves.load(folder, sel.prefix)
+    except DataError as e:
+        raise DataError(f"suite {resolved.ref} picks t_edit / t_boost from the LPIPS curves of "
+                        f"{resolved.base_model.ref}, which are not there ({e.message})",
+                        fix=f"compute them on a GPU machine: `python -m benchmark.lpips_curves --model "
+                            f"{resolved.base_model.ref} --data PATH --out {sel.curves} --prefix {sel.prefix}` "
+                            "(docs/models.md, latent diffusion), or run the suite's `tiny` profile") from None
+    from benchmark.hashing import sha256_file
+
+    digests = {p.name: sha256_file(p) for p in sorted(folder.glob(f"{sel.prefix}_LPIPS_distance_*.tsv"))}
+    return curves, digests
+
+
+def _selected_t(sel, curves, loss) -> dict:
+    """t_edit and t_boost by the authors' rule on the base model's curves, with the loss CLIP's text cosine."""
+    import models
+
+    table, digests = curves
+    cos = float(loss.text_cosine)
+    return {"t_edit": models.select_t_edit(table.x0t, cos, sel.edit_threshold),
+            "t_boost": models.select_t_boost(table.x, sel.boost_threshold),
+            "t_select": {"curves": sel.curves, "prefix": sel.prefix, "text_cosine": cos,
+                         "edit_threshold": sel.edit_threshold, "boost_threshold": sel.boost_threshold,
+                         "sha256": digests}}
 
 
 def _backend_weights(manifest, model_dir) -> Path:

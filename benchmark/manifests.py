@@ -335,6 +335,23 @@ class EditSpec(_Strict):
     eta_after_boost: float = 1.0
 
 
+class TSelect(_Strict):
+    """t_edit / t_boost from the base model's own LPIPS curves (the authors' rule, `models.t_select`) instead of
+    the attribute manifests' values, which belong to the pixel DDPM. `curves`: a repository-relative folder with
+    `{prefix}_LPIPS_distance_x.tsv` and `{prefix}_LPIPS_distance_x0_t.tsv` (+ `_std`), as written by
+    `python -m benchmark.lpips_curves`. The text cosine of each attribute comes from the loss CLIP."""
+
+    curves: str = Field(min_length=1)
+    prefix: ManifestName
+    edit_threshold: float = Field(0.33, gt=0)
+    boost_threshold: float = Field(1.2, gt=0)
+
+    @field_validator("curves")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        return check_relative_path(v, "curves folder")
+
+
 class Resources(_Strict):
     disk_gb: float = Field(default=1.0, ge=0)
 
@@ -356,6 +373,7 @@ class SuiteManifest(_Header):
     steps: Steps
     train: TrainSpec | None = None
     edit: EditSpec = Field(default_factory=EditSpec)
+    t_select: TSelect | None = None
     metrics: list[MetricEntry] = Field(min_length=1)
     paper_values: Ref | None = None
     requires: Literal["cuda", "cpu-ok"]

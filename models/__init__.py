@@ -19,11 +19,18 @@ from models.checkpoints import (
     load_sdedit_celebahq,
 )
 from models.clip_loss import IMAGENET_TEMPLATES, DirectionalClipLoss
-from models.codec import Codec, PixelCodec
+from models.codec import Codec, KLCodec, PixelCodec, VQCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
 from models.ft import FT_REGISTRY, OFFICIAL_FT_SHA256, DeltaBlock, GlobalDelta, build_ft, load_official_ft
 from models.hspace import HSpace, HSpaceUNet
+from models.ldm import (
+    TINY_KL_LDM_CONFIG,
+    TINY_VQ_LDM_CONFIG,
+    latent_diffusion_model,
+    load_latent_diffusion,
+    random_latent_diffusion_model,
+)
 from models.random_models import (
     TINY_CLIP_CONFIG,
     TINY_UNET_CONFIG,
@@ -42,6 +49,7 @@ from models.sampling import (
     plain_reverse,
 )
 from models.schedule import (
+    alphas_cumprod_from_scheduler_config,
     inversion_steps,
     linear_alphas_cumprod,
     reverse_steps,
@@ -61,7 +69,9 @@ from models.trainer import LossHistory, StepRecord, TrainConfig, TrainResult, ev
 
 __all__ = [
     "CELEBAHQ_DDPM_ARCH", "DDPM_CELEBAHQ", "FT_REGISTRY", "IMAGENET_TEMPLATES", "OFFICIAL_FT_SHA256",
-    "SDEDIT_CELEBAHQ_ENV", "SDEDIT_CELEBAHQ_SHA256", "SDEDIT_CELEBAHQ_URL", "TINY_CLIP_CONFIG", "TINY_UNET_CONFIG",
+    "SDEDIT_CELEBAHQ_ENV", "SDEDIT_CELEBAHQ_SHA256", "SDEDIT_CELEBAHQ_URL", "TINY_CLIP_CONFIG", "TINY_KL_LDM_CONFIG",
+    "TINY_UNET_CONFIG", "TINY_VQ_LDM_CONFIG", "KLCodec", "VQCodec", "alphas_cumprod_from_scheduler_config",
+    "latent_diffusion_model", "load_latent_diffusion", "random_latent_diffusion_model",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",
     "HSpace", "HSpaceUNet", "HubSnapshot", "Inversion", "LossHistory", "LpipsCurves", "PixelCodec",
     "ReferenceTrajectory", "StepRecord", "TrainConfig", "TrainResult",

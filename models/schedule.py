@@ -6,6 +6,9 @@ training and sampling alike, and pairs each t with the previous grid point (or -
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -68,6 +71,37 @@ def linear_alphas_cumprod(T: int = 1000, beta_start: float = 1e-4, beta_end: flo
     if float32_cumprod:
         one_minus = 1.0 - torch.from_numpy(betas).float()
         return one_minus.cumprod(dim=0).double()
+    return torch.from_numpy(np.cumprod(1.0 - betas))
+
+
+def alphas_cumprod_from_scheduler_config(config: Mapping[str, Any]) -> torch.Tensor:
+    """ᾱ (float64) for a diffusers scheduler config (`scheduler_config.json` as a dict), computed in float64.
+
+    Supports `linear` and `scaled_linear` (the latent diffusion models' linspace of √β, squared); diffusers builds
+    the same β in float32 (a ~1e-7 relative difference). Anything this code would silently get wrong is refused:
+    other β schedules, `trained_betas`, zero-terminal-SNR rescaling, and non-ε prediction types.
+    """
+    schedule = config.get("beta_schedule", "linear")
+    problems = []
+    if schedule not in ("linear", "scaled_linear"):
+        problems.append(f"beta_schedule {schedule!r} (supported: linear, scaled_linear)")
+    if config.get("trained_betas") is not None:
+        problems.append("trained_betas")
+    if config.get("rescale_betas_zero_snr"):
+        problems.append("rescale_betas_zero_snr")
+    if config.get("prediction_type", "epsilon") != "epsilon":
+        problems.append(f"prediction_type {config.get('prediction_type')!r} (Asyrp needs ε-prediction)")
+    if problems:
+        raise BenchError("unsupported scheduler config: " + "; ".join(problems),
+                         fix="use a model trained with ε-prediction and a linear or scaled_linear β schedule")
+    T = int(config.get("num_train_timesteps", 1000))
+    start, end = float(config.get("beta_start", 1e-4)), float(config.get("beta_end", 0.02))
+    if T < 2 or not (0 < start < end < 1):
+        raise BenchError(f"bad β schedule in scheduler config: T={T}, beta_start={start}, beta_end={end}")
+    if schedule == "linear":
+        betas = np.linspace(start, end, T, dtype=np.float64)
+    else:
+        betas = np.linspace(start ** 0.5, end ** 0.5, T, dtype=np.float64) ** 2
     return torch.from_numpy(np.cumprod(1.0 - betas))
 
 

@@ -61,6 +61,10 @@ def select_t_boost(lpips_x: Curve, threshold: float = 1.2) -> int:
     return _first_at_or_above(_as_curve(lpips_x), threshold, "LPIPS(x, x_t)")
 
 
+CURVE_FILES = {"x": "{prefix}_LPIPS_distance_x.tsv", "x0t": "{prefix}_LPIPS_distance_x0_t.tsv",
+               "x_std": "{prefix}_LPIPS_distance_x_std.tsv", "x0t_std": "{prefix}_LPIPS_distance_x0_t_std.tsv"}
+
+
 @dataclass
 class LpipsCurves:
     """Mean and std over images of LPIPS(x, x_t) and LPIPS(x, P_t), keyed by timestep (as the authors' tables)."""
@@ -70,16 +74,56 @@ class LpipsCurves:
     x_std: dict[int, float]
     x0t_std: dict[int, float]
 
+    def save(self, folder: str | Path, prefix: str) -> dict[str, Path]:
+        """Write the four tables in the authors' TSV layout (`{prefix}_LPIPS_distance_x.tsv`, ...)."""
+        from benchmark.atomic import write_text
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for key, template in CURVE_FILES.items():
+            path = folder / template.format(prefix=prefix)
+            write_text(path, "".join(f"{t}\t{v!r}\n" for t, v in sorted(getattr(self, key).items())))
+            paths[key] = path
+        return paths
+
+    @classmethod
+    def load(cls, folder: str | Path, prefix: str) -> LpipsCurves:
+        """Read the four tables written by `save` (or the authors' `utils/{dataset}_LPIPS_distance_*.tsv`)."""
+        return cls(**{key: read_lpips_curve(Path(folder) / template.format(prefix=prefix))
+                      for key, template in CURVE_FILES.items()})
+
+
+def snr_matched_t(t: int, source_alphas: torch.Tensor, target_alphas: torch.Tensor) -> int:
+    """The smallest timestep of `target_alphas` whose ᾱ is at or below ᾱ_t of `source_alphas`: the same noise
+    level (signal-to-noise ratio) on another schedule. A stand-in for the LPIPS rule where no LPIPS curve of the
+    target model exists (stated wherever it is used)."""
+    a = float(source_alphas[t])
+    below = (target_alphas <= a).nonzero()
+    if len(below) == 0:
+        raise BenchError(f"the target schedule never gets as noisy as ᾱ={a:.4g} (t={t} of the source)",
+                         fix="pick the timestep explicitly")
+    return int(below[0])
+
 
 def compute_lpips_curves(model: DiffusionModel, images: torch.Tensor, *, n_steps: int = 1000, t0: int = 999,
-                         distance: Distance | None = None, progress: bool = False) -> LpipsCurves:
+                         distance: Distance | None = None, reference: str = "input",
+                         progress: bool = False) -> LpipsCurves:
     """The authors' `compute_lpips_distance` for a new model: DDIM-invert each image (η = 0) and, at every
     inversion step (t → t_next), record distance(x_{t_next}, x) and distance(P_t, x) under the key t_next.
 
     `distance(a, b)` takes two pixel batches in [-1, 1] and returns one value per image; by default it is LPIPS
     with AlexNet (`lpips_alex_distance`), which needs torchvision's AlexNet weights in the torch hub cache.
     Latent models are decoded to pixels first. The authors used n_steps = 1000 over 100 training images.
+
+    `reference`: what the decoded x_t and P_t are compared with. "input" is the authors' rule (the image itself).
+    "autoencoder" compares with the codec's reconstruction decode(encode(x)) instead, so that for a latent model
+    the curve starts at 0 as it does for a pixel model (with "input" the autoencoder's own error is a floor under
+    the whole curve); for a pixel model both are the same.
     """
+    from benchmark.registry import require_choice
+
+    require_choice("LPIPS curve reference", reference, ["input", "autoencoder"])
     distance = distance or lpips_alex_distance(model.device)
     per_t_x: dict[int, list[float]] = {}
     per_t_x0: dict[int, list[float]] = {}
@@ -87,6 +131,8 @@ def compute_lpips_curves(model: DiffusionModel, images: torch.Tensor, *, n_steps
         for i in tqdm(range(images.shape[0]), desc="LPIPS curves", unit="img", disable=not progress, leave=False):
             pixels = images[i:i + 1].to(model.device, torch.float32)
             x = model.codec.encode(pixels)
+            if reference == "autoencoder":
+                pixels = model.codec.decode(x)
             for t, t_next in inversion_steps(n_steps, t0):
                 eps = model.unet(x, t)
                 x, x0 = ddim_step(x, eps, eps, model.alpha(t), model.alpha(t_next))
