@@ -23,6 +23,7 @@ from models.codec import Codec, PixelCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
 from models.ft import FT_REGISTRY, OFFICIAL_FT_SHA256, DeltaBlock, GlobalDelta, build_ft, load_official_ft
+from models.ft_transformer import TRANSFORMER_VARIANTS, TokenTransformer, TransformerFt
 from models.hspace import HSpace, HSpaceUNet
 from models.random_models import (
     TINY_CLIP_CONFIG,
@@ -61,10 +62,10 @@ from models.trainer import LossHistory, StepRecord, TrainConfig, TrainResult, ev
 
 __all__ = [
     "CELEBAHQ_DDPM_ARCH", "DDPM_CELEBAHQ", "FT_REGISTRY", "IMAGENET_TEMPLATES", "OFFICIAL_FT_SHA256",
-    "SDEDIT_CELEBAHQ_ENV", "SDEDIT_CELEBAHQ_SHA256", "SDEDIT_CELEBAHQ_URL", "TINY_CLIP_CONFIG", "TINY_UNET_CONFIG",
+    "SDEDIT_CELEBAHQ_ENV", "TRANSFORMER_VARIANTS", "SDEDIT_CELEBAHQ_SHA256", "SDEDIT_CELEBAHQ_URL", "TINY_CLIP_CONFIG", "TINY_UNET_CONFIG",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",
     "HSpace", "HSpaceUNet", "HubSnapshot", "Inversion", "LossHistory", "LpipsCurves", "PixelCodec",
-    "ReferenceTrajectory", "StepRecord", "TrainConfig", "TrainResult",
+    "ReferenceTrajectory", "StepRecord", "TokenTransformer", "TrainConfig", "TrainResult", "TransformerFt",
     "build_ft", "celebahq_alphas_cumprod", "compute_lpips_curves", "ddim_step", "ddpm_unet_config",
     "evaluate_losses", "from_ddpm_checkpoint", "generate", "inversion_steps", "invert", "linear_alphas_cumprod",
     "load_ddpm_celebahq", "load_official_ft", "load_sdedit_celebahq", "lpips_alex_distance",
