@@ -114,6 +114,7 @@ def plan_from_manifests(name: str, request) -> Any:
                                    name=lambda r: r.manifest.name)
     for r in (resolved.base_model, resolved.clip_loss_model):
         LOADERS.get(r.manifest.loader)  # an unknown loader fails now, with did-you-mean, not after the data
+    _check_ft_names(suite)
 
     lock = LockFile.load()
     weights = missing_weights(resolved, lock=lock)
@@ -163,6 +164,7 @@ def plan_from_manifests(name: str, request) -> Any:
                     "lambda_recon": a.lambda_recon, "lambda_recon_times_text_cosine": a.lambda_recon_times_text_cosine}
         attribute_plans.append(AttributePlan(a.name, r.ref, a.domain, a.source_prompt, a.target_prompt, settings,
                                              official))
+    attribute_plans = _ablation_arms(attribute_plans, suite.ft_variants)
 
     train = suite.train
     engine = AsyrpEngine(
@@ -201,6 +203,28 @@ def plan_from_manifests(name: str, request) -> Any:
             {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
         weight_digests=weight_digests, references=references, device=str(device), profile=request.profile,
         limit=request.limit, notes=notes)
+
+
+def _check_ft_names(suite) -> None:
+    """Unknown f_t names fail before any data or model is loaded (did-you-mean from the f_t registry)."""
+    import models
+
+    for name in [suite.ft.name, *(v.name for v in suite.ft_variants or [])]:
+        models.FT_REGISTRY.get(name)
+
+
+def _ablation_arms(attribute_plans: list, variants) -> list:
+    """Without `ft_variants`, the attributes as they are; with them, one plan per attribute and arm, attribute
+    first (`smiling[conv]`, `smiling[transformer-pixel]`, ...), each carrying its arm's f_t."""
+    if not variants:
+        return attribute_plans
+    from dataclasses import replace
+
+    from benchmark.ablation import arm_name
+    from benchmark.stages.plan import FtChoice
+
+    return [replace(p, name=arm_name(p.name, v.key), ft=FtChoice(v.key, v.name, dict(v.options), v.optimizer, v.lr))
+            for p in attribute_plans for v in variants]
 
 
 def _engine_digests(resolved, files) -> dict[str, str]:
