@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -108,6 +109,7 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence]], path: Path, *,
             smooth = np.convolve(means, np.ones(window) / window, mode="valid")
             ax.plot(x[window - 1:], smooth, color=colours[label], lw=1.6, label=label)
         ax.set_title(panel, fontsize=9)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("rollout (batch of images)")
         ax.set_ylabel("training loss (mean over t)")
         ax.grid(alpha=0.3)
