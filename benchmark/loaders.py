@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import DeviceError, ManifestError, MissingWeightsError
-from benchmark.paths import fixtures_dir
+from benchmark.manifests import LocalSource
+from benchmark.paths import REPO_ROOT, fixtures_dir
 from benchmark.registry import Registry
 
 log = logging.getLogger("benchmark.loaders")
@@ -180,8 +181,11 @@ def plan_from_manifests(name: str, request) -> Any:
     for m in suite.metrics:
         backend = resolved.metric_backends.get(m.key)
         backend_name = backend.manifest.loader_args.get("backend", backend.manifest.name) if backend else None
-        weights_path = (model_dir(backend.manifest) if backend is not None and backend.manifest.files else None)
+        weights_path = (_backend_weights(backend.manifest, model_dir) if backend is not None
+                        and backend.manifest.files else None)
         fields = {"reference": m.reference, **m.options}
+        if backend is not None and isinstance(backend.manifest.source, LocalSource):
+            fields.setdefault("weights_sha256", backend.manifest.files[0].sha256)  # checked before loading
         if backend_name:
             fields["backend"] = backend_name
         fields.setdefault("bootstrap_seed", int(suite.seeds.get("bootstrap", 0)))
@@ -227,6 +231,15 @@ def _ablation_arms(attribute_plans: list, variants) -> list:
             for p in attribute_plans for v in variants]
 
 
+def _backend_weights(manifest, model_dir) -> Path:
+    """A back-end's weights: the shipped file for weights in the repo, else the folder `fetch` fills."""
+    from benchmark.fetch import local_path
+
+    if isinstance(manifest.source, LocalSource) and len(manifest.files) == 1:
+        return local_path(manifest, manifest.files[0])
+    return model_dir(manifest)
+
+
 def _engine_digests(resolved, files) -> dict[str, str]:
     """What the method's outputs depend on: the manifests of the base model and the loss's CLIP, and the sha256
     of every weight file they read (a manifest may leave a digest to the lock file, so hash the files too)."""
@@ -266,6 +279,8 @@ def _data_root(resolved_dataset, given: str | Path | None, flag: str) -> Path:
     if given is not None:
         return Path(given).expanduser()
     manifest = resolved_dataset.manifest
+    if "in-repo" in manifest.distributions:  # shipped with the code (the synthetic world's test split)
+        return REPO_ROOT
     if "fixtures" in manifest.distributions:
         return fixtures_dir() / "celebahq"
     from benchmark.errors import DataError
