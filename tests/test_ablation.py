@@ -30,7 +30,7 @@ def _suite_doc():
     return yaml.safe_load(SUITE_FILE.read_text())
 
 
-@pytest.mark.parametrize("profile", [None, "tiny"])
+@pytest.mark.parametrize("profile", [None, "quick", "celebahq", "tiny"])
 def test_the_suite_resolves_with_every_variant_as_an_arm(profile):
     rs = resolve_suite("ablation-ft", profile=profile, registry=ManifestRegistry())
     arms = rs.suite.ft_variants
@@ -38,7 +38,11 @@ def test_the_suite_resolves_with_every_variant_as_an_arm(profile):
     assert {a.name for a in arms} == {"conv", *M.TRANSFORMER_VARIANTS}
     assert all(a.optimizer == ("sgd" if a.name == "conv" else "adam") for a in arms)
     assert all(a.options.get("time_conditioning") == "adagn" for a in arms if a.name != "conv")
-    assert rs.suite.requires == ("cuda" if profile is None else "cpu-ok")
+    assert rs.suite.requires == ("cuda" if profile == "celebahq" else "cpu-ok")
+    assert rs.base_model.ref == {None: "synthetic-ddpm@1", "quick": "synthetic-ddpm@1", "celebahq": "sdedit-celebahq@1",
+                                 "tiny": "tiny-ddpm-deep-random@1"}[profile]
+    if profile in (None, "quick"):  # the synthetic world has an oracle: the ablation reports its attribute shift
+        assert "shift_mouth_up" in rs.metric_backends
     _check_ft_names(rs.suite)
 
 
