@@ -47,8 +47,8 @@ def edit_grid(rows: Sequence[str], columns: Sequence[str], images: Mapping[tuple
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            if i == 0:
-                ax.set_title(col, fontsize=9)
+            if i == 0:  # an ablation arm's name goes on its own line: `smiling\n[pixel-channel]`
+                ax.set_title(col.replace("[", "\n["), fontsize=9)
             if j == 0:
                 ax.set_ylabel(row, fontsize=7, rotation=90)
     if title:
