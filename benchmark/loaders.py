@@ -141,6 +141,7 @@ def plan_from_manifests(name: str, request) -> Any:
                                    name=lambda r: r.manifest.name)
     for r in (resolved.base_model, resolved.clip_loss_model):
         LOADERS.get(r.manifest.loader)  # an unknown loader fails now, with did-you-mean, not after the data
+    _check_ft_names(suite)
 
     lock = LockFile.load()
     weights = missing_weights(resolved, lock=lock)
@@ -193,6 +194,7 @@ def plan_from_manifests(name: str, request) -> Any:
             settings.update(_selected_t(suite.t_select, curves, clip_loss(a.source_prompt, a.target_prompt)))
         attribute_plans.append(AttributePlan(a.name, r.ref, a.domain, a.source_prompt, a.target_prompt, settings,
                                              official))
+    attribute_plans = _ablation_arms(attribute_plans, suite.ft_variants)
 
     train = suite.train
     engine = AsyrpEngine(
@@ -272,6 +274,28 @@ def _selected_t(sel, curves, loss) -> dict:
             "t_select": {"curves": sel.curves, "prefix": sel.prefix, "text_cosine": cos,
                          "edit_threshold": sel.edit_threshold, "boost_threshold": sel.boost_threshold,
                          "sha256": digests}}
+
+
+def _check_ft_names(suite) -> None:
+    """Unknown f_t names fail before any data or model is loaded (did-you-mean from the f_t registry)."""
+    import models
+
+    for name in [suite.ft.name, *(v.name for v in suite.ft_variants or [])]:
+        models.FT_REGISTRY.get(name)
+
+
+def _ablation_arms(attribute_plans: list, variants) -> list:
+    """Without `ft_variants`, the attributes as they are; with them, one plan per attribute and arm, attribute
+    first (`smiling[conv]`, `smiling[transformer-pixel]`, ...), each carrying its arm's f_t."""
+    if not variants:
+        return attribute_plans
+    from dataclasses import replace
+
+    from benchmark.ablation import arm_name
+    from benchmark.stages.plan import FtChoice
+
+    return [replace(p, name=arm_name(p.name, v.key), ft=FtChoice(v.key, v.name, dict(v.options), v.optimizer, v.lr))
+            for p in attribute_plans for v in variants]
 
 
 def _backend_weights(manifest, model_dir) -> Path:

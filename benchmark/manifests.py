@@ -318,6 +318,17 @@ class FtSpec(_Strict):
     checkpoints: dict[str, Ref] | None = None
 
 
+class FtVariant(_Strict):
+    """One arm of an f_t ablation: a registered f_t with its options, and optionally its own optimiser and lr
+    (else the suite's `train`). `key` names the arm in results: attribute `smiling` becomes `smiling[key]`."""
+
+    key: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    name: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    optimizer: Literal["sgd", "adam"] | None = None
+    lr: float | None = Field(default=None, gt=0)
+
+
 class TrainSpec(_Strict):
     dataset: Ref
     n_images: int = Field(ge=1)
@@ -369,6 +380,7 @@ class SuiteManifest(_Header):
     base_model: Ref
     clip_loss_model: Ref
     ft: FtSpec = Field(default_factory=FtSpec)
+    ft_variants: list[FtVariant] | None = Field(default=None, min_length=1)  # an ablation: every arm trained
     attributes: list[Ref] = Field(min_length=1)
     steps: Steps
     train: TrainSpec | None = None
@@ -388,6 +400,12 @@ class SuiteManifest(_Header):
             raise ValueError(f"metric keys must be unique, got {keys}")
         if self.train is None and not self.ft.checkpoints:
             raise ValueError("a suite either trains f_t (`train`) or loads released weights (`ft.checkpoints`)")
+        if self.ft_variants is not None:
+            variant_keys = [v.key for v in self.ft_variants]
+            if len(set(variant_keys)) != len(variant_keys):
+                raise ValueError(f"ft_variants keys must be unique, got {variant_keys}")
+            if self.train is None or self.ft.checkpoints:
+                raise ValueError("`ft_variants` trains every arm: it needs `train` and no `ft.checkpoints`")
         return self
 
 

@@ -33,6 +33,7 @@ from benchmark.results import (
     package_versions,
     utc_now,
     write_results,
+    write_training,
 )
 from benchmark.runner import Runner
 from benchmark.runtime import device_description
@@ -131,6 +132,16 @@ def feature_sets(state: RunState) -> dict[str, dict[str, dict[str, torch.Tensor]
     return out
 
 
+def training_histories(state: RunState) -> dict[str, dict[str, Any]]:
+    """The loss history of every f_t this run trained (released f_t have none), keyed like the results."""
+    out = {}
+    for name, entry in state.ft.items():
+        data = entry.output.data
+        if data.get("source") == "trained" and "history" in data:
+            out[name] = {"ft": data.get("ft"), "config": data.get("config"), **data["history"]}
+    return out
+
+
 def _save_png(path: Path, pixels: torch.Tensor) -> str:
     from PIL import Image
 
@@ -192,6 +203,9 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
         grid = save_grid_images(state, folder.staging)
         write_feature_sets(folder.staging, [it.id for it in plan.images], feature_sets(state))
         write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))
+        histories = training_histories(state)
+        if histories:
+            write_training(folder.staging, histories)
         runner.uncached(REPORT, lambda: build_report(folder.staging))
         # Rewrite with the report's own time and the true end, now that both are known.
         write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))

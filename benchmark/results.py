@@ -33,6 +33,7 @@ from benchmark.paths import REPO_ROOT
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 PER_IMAGE_FILE = "per_image.jsonl"
+TRAINING_FILE = "training.json"  # optional: the loss history of every f_t the run trained (for loss curves)
 
 # Versions that can move a number; recorded in every result.
 TRACKED_PACKAGES = ("torch", "torchvision", "diffusers", "open_clip_torch", "torch-fidelity", "insightface",
@@ -295,3 +296,18 @@ def load_per_image(path: str | Path) -> list[dict[str, Any]]:
     if not rows_file.is_file():
         return []
     return [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_training(folder: Path, histories: Mapping[str, Mapping[str, Any]]) -> None:
+    """`training.json`: attribute key -> {"ft", "config", "t", "loss"} (one entry per optimiser step)."""
+    from benchmark.atomic import write_text
+
+    write_text(folder / TRAINING_FILE, json.dumps(dict(histories), allow_nan=False) + "\n")
+
+
+def load_training(path: str | Path) -> dict[str, Any]:
+    """The run's training histories, or {} for a run that trained nothing (or predates the file)."""
+    file = find_results_file(path).parent / TRAINING_FILE
+    if not file.is_file():
+        return {}
+    return json.loads(file.read_text(encoding="utf-8"))

@@ -23,6 +23,7 @@ from models.codec import Codec, KLCodec, PixelCodec, VQCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
 from models.ft import FT_REGISTRY, OFFICIAL_FT_SHA256, DeltaBlock, GlobalDelta, build_ft, load_official_ft
+from models.ft_transformer import TRANSFORMER_VARIANTS, TokenTransformer, TransformerFt
 from models.hspace import HSpace, HSpaceUNet
 from models.ldm import (
     TINY_KL_LDM_CONFIG,
@@ -72,9 +73,10 @@ __all__ = [
     "SDEDIT_CELEBAHQ_ENV", "SDEDIT_CELEBAHQ_SHA256", "SDEDIT_CELEBAHQ_URL", "TINY_CLIP_CONFIG", "TINY_KL_LDM_CONFIG",
     "TINY_UNET_CONFIG", "TINY_VQ_LDM_CONFIG", "KLCodec", "VQCodec", "alphas_cumprod_from_scheduler_config",
     "latent_diffusion_model", "load_latent_diffusion", "random_latent_diffusion_model",
+    "TRANSFORMER_VARIANTS",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",
     "HSpace", "HSpaceUNet", "HubSnapshot", "Inversion", "LossHistory", "LpipsCurves", "PixelCodec",
-    "ReferenceTrajectory", "StepRecord", "TrainConfig", "TrainResult",
+    "ReferenceTrajectory", "StepRecord", "TokenTransformer", "TrainConfig", "TrainResult", "TransformerFt",
     "build_ft", "celebahq_alphas_cumprod", "compute_lpips_curves", "ddim_step", "ddpm_unet_config",
     "evaluate_losses", "from_ddpm_checkpoint", "generate", "inversion_steps", "invert", "linear_alphas_cumprod",
     "load_ddpm_celebahq", "load_official_ft", "load_sdedit_celebahq", "lpips_alex_distance",

@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from benchmark.ablation import split_arm
 from benchmark.atomic import write_text
 from benchmark.report import figures
 from benchmark.report.tables import MetricTable, all_tables, write_tables
-from benchmark.results import RunResult, find_results_file, load_per_image, load_results
+from benchmark.results import RunResult, find_results_file, load_per_image, load_results, load_training
 
 REPORT_DIR = "report"
 GRID_FIXED_COLUMNS = ("original", "reconstruction")
@@ -86,6 +87,11 @@ def _figures(result: RunResult, rows: list[dict], run_dir: Path, folder: Path) -
                       for img_id, cells in result.grid_images.items() for col, rel in cells.items() if col in columns}
             written.append(figures.edit_grid(list(result.grid_images), columns, images,
                                              folder / f"edit_grid_{domain}.png", title=f"{result.suite}: {domain}"))
+    training = load_training(run_dir)
+    if training:
+        ablation = any(split_arm(k)[1] for k in training)
+        group = (lambda k: (split_arm(k)[0], split_arm(k)[1] or k)) if ablation else (lambda k: ("f_t", k))
+        written.append(figures.loss_curves(training, folder / "loss_curves.png", group=group))
     frame = pd.DataFrame(rows)
     if not frame.empty:
         for metric, sub in frame.groupby("metric", sort=False):
@@ -117,6 +123,9 @@ def _caption(path: Path) -> str:
     if stem.startswith("edit_grid_"):
         return (f"Edits, {stem.removeprefix('edit_grid_')} attributes: original, DDIM reconstruction, and the edit "
                 "of each attribute (one row per image).")
+    if stem == "loss_curves":
+        return ("Training loss of each f_t: mean over the timesteps of each rollout (thin) and its running mean "
+                "over 10 rollouts (bold).")
     return f"Per-image distribution of {stem.removeprefix('distribution_')} per attribute."
 
 

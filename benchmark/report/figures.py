@@ -7,10 +7,11 @@ Edit grid: one row per image; columns Original, Reconstruction, then one edit pe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -46,8 +47,8 @@ def edit_grid(rows: Sequence[str], columns: Sequence[str], images: Mapping[tuple
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            if i == 0:
-                ax.set_title(col, fontsize=9)
+            if i == 0:  # an ablation arm's name goes on its own line: `smiling\n[pixel-channel]`
+                ax.set_title(col.replace("[", "\n["), fontsize=9)
             if j == 0:
                 ax.set_ylabel(row, fontsize=7, rotation=90)
     if title:
@@ -76,4 +77,41 @@ def metric_distribution(metric: str, per_attribute: Mapping[str, Sequence[float]
     ax.set_ylabel(f"{metric} ({'↑' if direction == 'higher' else '↓'} better)")
     ax.set_title(f"{metric}: per-image values (red: mean, 95% CI)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def rollout_means(t: Sequence[int], loss: Sequence[float]) -> np.ndarray:
+    """Mean loss per training rollout (one batch of images from t0 down to t_edit; t restarts at each)."""
+    t, loss = np.asarray(t), np.asarray(loss, dtype=float)
+    starts = np.flatnonzero(np.r_[True, t[1:] >= t[:-1]])
+    return np.array([loss[a:b].mean() for a, b in zip(starts, np.r_[starts[1:], len(t)], strict=True)])
+
+
+def loss_curves(histories: Mapping[str, Mapping[str, Sequence]], path: Path, *,
+                group: Callable[[str], tuple[str, str]] = lambda key: (key, key), window: int = 10) -> Path:
+    """Training loss per rollout (thin) and its running mean over `window` rollouts (bold; the raw means, with
+    markers, when there are fewer rollouts); one panel per group (`group(key) -> (panel, line label)`: an
+    ablation groups by attribute, one line per f_t arm, each arm one colour in every panel)."""
+    panels: dict[str, list[tuple[str, np.ndarray]]] = {}
+    colours: dict[str, str] = {}
+    for key, h in histories.items():
+        panel, label = group(key)
+        colours.setdefault(label, f"C{len(colours) % 10}")
+        panels.setdefault(panel, []).append((label, rollout_means(h["t"], h["loss"])))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, (panel, lines) in zip(axes[0], panels.items(), strict=True):
+        for label, means in lines:
+            x = np.arange(1, len(means) + 1)
+            if len(means) < window:
+                ax.plot(x, means, color=colours[label], lw=1.6, marker="o", ms=3, label=label)
+                continue
+            ax.plot(x, means, color=colours[label], lw=0.6, alpha=0.35)
+            smooth = np.convolve(means, np.ones(window) / window, mode="valid")
+            ax.plot(x[window - 1:], smooth, color=colours[label], lw=1.6, label=label)
+        ax.set_title(panel, fontsize=9)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("rollout (batch of images)")
+        ax.set_ylabel("training loss (mean over t)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     return _save(fig, path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.ablation import split_arm
 from benchmark.atomic import write_text
 from benchmark.results import MetricValue, ReferenceValue, RunResult
 
@@ -141,8 +142,35 @@ def metric_keys(result: RunResult) -> list[str]:
     return keys
 
 
+def ablation_table(result: RunResult) -> MetricTable | None:
+    """Every metric of every f_t arm side by side (rows: attribute × arm), or None for a run without arms."""
+    keys = [k for k in result.metrics if split_arm(k)[1] is not None]
+    if not keys:
+        return None
+    metrics = metric_keys(result)
+    num_rows, disp_rows = [], []
+    for key in keys:
+        attribute, arm = split_arm(key)
+        num: dict[str, object] = {"attribute": attribute, "arm": arm}
+        disp = {"Attribute": attribute, "f_t": arm}
+        for m in metrics:
+            mv = result.metrics[key].get(m)
+            num.update({f"{m}_mean": mv and mv.mean, f"{m}_ci_low": mv and mv.ci_low,
+                        f"{m}_ci_high": mv and mv.ci_high})
+            arrow = ARROW[mv.direction] if mv else ""
+            disp[f"{m} {arrow}".strip()] = f"{_fmt(mv.mean)} [{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]" if mv else "—"
+        num_rows.append(num)
+        disp_rows.append(disp)
+    notes = ["Each f_t arm was trained on the same images, attributes, seeds and steps; brackets are 95% CIs."]
+    if result.not_for_reporting:
+        notes.insert(0, "NOT FOR REPORTING: run with --limit (a subset of the images).")
+    return MetricTable("ablation", "f_t ablation: every metric per arm", pd.DataFrame(num_rows),
+                       pd.DataFrame(disp_rows), notes)
+
+
 def all_tables(result: RunResult) -> list[MetricTable]:
-    return [metric_table(result, m) for m in metric_keys(result)]
+    ablation = ablation_table(result)
+    return ([ablation] if ablation is not None else []) + [metric_table(result, m) for m in metric_keys(result)]
 
 
 def to_markdown(table: MetricTable) -> str:

@@ -16,7 +16,7 @@ import torch
 
 from benchmark.hashing import sha256_bytes
 from benchmark.runtime import generator
-from benchmark.stages.plan import AttributePlan
+from benchmark.stages.plan import AttributePlan, FtChoice
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,19 @@ class TrainSettings:
     optimizer: str = "sgd"
     lr: float = 0.5
     official_loop: bool = False
+
+
+def _optimizer_and_lr(settings: TrainSettings, arm: FtChoice | None) -> tuple[str, float]:
+    """An ablation arm may set its own optimiser and lr; an arm that switches optimiser without an lr gets that
+    optimiser's default (`models.trainer.DEFAULT_LR`), never the other optimiser's lr."""
+    from models.trainer import DEFAULT_LR
+
+    if arm is None:
+        return settings.optimizer, settings.lr
+    optimizer = arm.optimizer or settings.optimizer
+    if arm.lr is not None:
+        return optimizer, arm.lr
+    return optimizer, settings.lr if optimizer == settings.optimizer else DEFAULT_LR[optimizer]
 
 
 @dataclass
@@ -63,13 +76,14 @@ class AsyrpEngine:
             return {**model, "n_inv": self.steps.n_inv, "t0": self.steps.t0, "reference_steps": self.steps.n_train,
                     "reference_min_t": self.reference_min_t}
         if stage == "train":
-            return {**model, "ft": self.ft_name, "ft_options": dict(self.ft_options),
-                    "config": self._train_config(attribute).model_dump()}
+            name, options = self._ft_for(attribute)
+            return {**model, "ft": name, "ft_options": options, "config": self._train_config(attribute).model_dump()}
         if stage == "load":
             return {"ft": self.ft_name}
         if stage == "edit":
+            name, options = self._ft_for(attribute)
             return {**model, "n_test": self.steps.n_test, "n_train": self.steps.n_train, "t0": self.steps.t0,
-                    "ft": self.ft_name, "ft_options": dict(self.ft_options),
+                    "ft": name, "ft_options": options,
                     "noise_seed": self.seeds.get("boost_noise", 0)}
         raise ValueError(f"no spec for stage {stage!r}")
 
@@ -94,20 +108,28 @@ class AsyrpEngine:
         import models
 
         s = self.train_settings or TrainSettings()
+        optimizer, lr = _optimizer_and_lr(s, attribute.ft)
         a = attribute.settings
         return models.TrainConfig(
             t_edit=int(a["t_edit"]), n_train_steps=self.steps.n_train, t0=self.steps.t0,
             lambda_clip=float(a["lambda_clip"]), lambda_recon=float(a["lambda_recon"]),
             recon_times_text_cosine=bool(a.get("lambda_recon_times_text_cosine", True)),
-            optimizer=s.optimizer, lr=s.lr, epochs=s.epochs, batch_size=s.batch_size,
+            optimizer=optimizer, lr=lr, epochs=s.epochs, batch_size=s.batch_size,
             seed=int(self.seeds.get("train", 1234)), official_loop=s.official_loop)
 
-    def _new_ft(self) -> torch.nn.Module:
+    def _ft_for(self, attribute: AttributePlan | None) -> tuple[str, dict[str, Any]]:
+        """The f_t (name, options) of an attribute: its ablation arm's, else the engine's."""
+        if attribute is not None and attribute.ft is not None:
+            return attribute.ft.name, dict(attribute.ft.options)
+        return self.ft_name, dict(self.ft_options)
+
+    def _new_ft(self, attribute: AttributePlan | None = None) -> torch.nn.Module:
         import models
 
         unet = self.model.unet
-        return models.build_ft(self.ft_name, h_channels=unet.h_channels, temb_dim=unet.temb_dim,
-                               h_size=unet.h_size, seed=int(self.seeds.get("train", 1234)), **dict(self.ft_options))
+        name, options = self._ft_for(attribute)
+        return models.build_ft(name, h_channels=unet.h_channels, temb_dim=unet.temb_dim, h_size=unet.h_size,
+                               seed=int(self.seeds.get("train", 1234)), **options)
 
     def train(self, attribute: AttributePlan, x0: torch.Tensor, inversions: Mapping[str, torch.Tensor],
               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -118,9 +140,11 @@ class AsyrpEngine:
         inversion = models.Inversion.from_tensors(inversions, self._inversion_meta(with_reference=True))
         config = self._train_config(attribute)
         loss = self.clip_loss(attribute.source_prompt, attribute.target_prompt)
-        result = models.train_ft(self.model, self._new_ft(), loss, x0, inversion, config, progress=self.progress)
+        result = models.train_ft(self.model, self._new_ft(attribute), loss, x0, inversion, config,
+                                 progress=self.progress)
         steps = result.history.steps
-        info = {"config": config.model_dump(), "clip_loss": loss.spec(),
+        name, options = self._ft_for(attribute)
+        info = {"config": config.model_dump(), "clip_loss": loss.spec(), "ft": {"name": name, "options": options},
                 "history": {"t": [s.t for s in steps], "loss": [s.loss for s in steps]}}
         return {k: v.detach().cpu() for k, v in result.ft.state_dict().items()}, info
 
@@ -142,7 +166,7 @@ class AsyrpEngine:
              delta_h_scale: float = 1.0, ids: list[str] | None = None) -> torch.Tensor:
         import models
 
-        ft = self._new_ft().to(self.model.device)
+        ft = self._new_ft(attribute).to(self.model.device)
         ft.load_state_dict(dict(ft_state), strict=True)
         ft.eval()
         a = attribute.settings

@@ -27,6 +27,17 @@ class ImageItem:
 
 
 @dataclass(frozen=True)
+class FtChoice:
+    """An ablation arm's f_t: a registered name and options, and its optimiser and lr (None: the suite's)."""
+
+    key: str  # the arm's name in results: attribute `smiling` of arm `conv` is `smiling[conv]`
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    optimizer: str | None = None
+    lr: float | None = None
+
+
+@dataclass(frozen=True)
 class AttributePlan:
     name: str  # "smiling" (the key in results)
     ref: str  # "smiling@1"
@@ -35,6 +46,7 @@ class AttributePlan:
     target_prompt: str
     settings: Mapping[str, Any]  # t_edit, t_boost, lambda_clip, lambda_recon, ... (all part of the cache keys)
     official_ft: tuple[str, str] | None = None  # (path, sha256) of a released f_t, used instead of training
+    ft: FtChoice | None = None  # an ablation arm's f_t, instead of the engine's
 
     def info(self, delta_h_scale: float = 1.0) -> AttributeInfo:
         return AttributeInfo(name=self.name, domain=self.domain, source_prompt=self.source_prompt,
