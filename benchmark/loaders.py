@@ -200,7 +200,19 @@ def plan_from_manifests(name: str, request) -> Any:
         manifest_digests={**resolved.manifest_digests(), "run_config": json_digest(
             {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
         weight_digests=weight_digests, references=references, device=str(device), profile=request.profile,
-        limit=request.limit, notes=notes)
+        limit=request.limit, notes=notes, extra_gates=_known_answer_gates(resolved, device))
+
+
+def _known_answer_gates(resolved, device) -> list:
+    """The suite's known-answer checks as an extra gate, with its factor oracle loaded (docs/manifests.md)."""
+    spec = resolved.suite.known_answers
+    if spec is None:
+        return []
+    from benchmark.known_answers import KnownAnswerGates, factor_measure
+
+    m = resolved.known_answer_measure
+    loaded = LOADERS.get(m.manifest.loader)(m.manifest, device=device)
+    return [KnownAnswerGates(spec, factor_measure(loaded, digest=m.digest))]
 
 
 def _engine_digests(resolved, files) -> dict[str, str]:
