@@ -144,7 +144,11 @@ def test_properties_file_and_report_figures(run):
     assert all((run_dir / c).is_file() for row in grid["cells"] for c in row)
     html = (run_dir / "report" / "index.html").read_text()
     assert "target_shift/smiling vs known-answer" in html
-    assert "known-answer" in (run_dir / "report" / "tables" / "target_shift.md").read_text()
+    table = (run_dir / "report" / "tables" / "target_shift.md").read_text()
+    assert "known-answer" in table and "Paper" not in table  # a band and verdict, no empty reference column
+    figs = {p.name for p in (run_dir / "report" / "figures").glob("*.png")}
+    assert {"property_linearity_curves.png", "property_t_edit_sweep.png", "property_homogeneity.png",
+            "property_consistency_relative_distance.png", "property_linearity_smiling.png"} <= figs
 
 
 def test_rerun_is_all_cache_hits(run, tmp_path):
