@@ -17,6 +17,7 @@ The measure is the suite's factor oracle: `measure(pixels in [-1, 1]) -> N×K` w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import torch
 from benchmark import hspace_properties as hp
 from benchmark.cache import CacheEntry, StageOutput
 from benchmark.gates import evaluate_gates
+from benchmark.hashing import json_digest, sha256_file
 from benchmark.images import from_uint8, to_uint8
 from benchmark.registry import Registry
 from benchmark.results import Band, Gate, MetricValue, ReferenceValue
@@ -82,6 +84,12 @@ class Outcome:
     attribute: str
     value: Aggregate
     note: str = ""
+
+
+@functools.cache
+def _code_digest() -> str:
+    """The property code's version: a change to how a property is computed invalidates its cached units."""
+    return json_digest([sha256_file(hp.__file__), sha256_file(__file__)])
 
 
 def single(value: float) -> Aggregate:
@@ -178,7 +186,8 @@ class Context:
             return self._units[label]
         spec = {"kind": kind, "attributes": [self.attribute(a).ref for a in attributes],
                 "settings": [dict(self.attribute(a).settings) for a in attributes], "n_images": self.n(),
-                "ids": self.ids(self.n()), "measure": self.measure.digest, **self.engine.spec_for("edit"), **extra}
+                "ids": self.ids(self.n()), "measure": self.measure.digest, "code": _code_digest(),
+                **self.engine.spec_for("edit"), **extra}
         upstream = {f"invert{i}": e for i, e in enumerate(self.state.test_inversions)}
         upstream.update({f"ft:{a}": self.state.ft[a] for a in attributes})
         upstream.update({f"extra_ft:{k}": e for k, e in (fts or {}).items()})
