@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import DeviceError, ManifestError, MissingWeightsError
-from benchmark.paths import fixtures_dir
+from benchmark.paths import REPO_ROOT, fixtures_dir
 from benchmark.registry import Registry
 
 log = logging.getLogger("benchmark.loaders")
@@ -254,6 +254,8 @@ def _data_root(resolved_dataset, given: str | Path | None, flag: str) -> Path:
     if given is not None:
         return Path(given).expanduser()
     manifest = resolved_dataset.manifest
+    if "in-repo" in manifest.distributions:  # shipped with the code (the synthetic world's test split)
+        return REPO_ROOT
     if "fixtures" in manifest.distributions:
         return fixtures_dir() / "celebahq"
     from benchmark.errors import DataError

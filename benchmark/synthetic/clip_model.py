@@ -1,0 +1,128 @@
+"""The synthetic world's CLIP: open_clip's own `CLIP` class with a small config, trained contrastively on captions.
+
+It sees green faces (the unseen attribute), so its text space knows "green zombie face" although the DDPM never
+rendered one. Captions are sometimes wrapped in one of the 79 ImageNet prompt templates, because the Asyrp loss
+(`models.DirectionalClipLoss`) averages its text direction over exactly those templates.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 3},
+}
+TOKENIZER_NAME = "ViT-B-16"  # open_clip's bundled BPE (offline); the context length matches CLIP_CONFIG
+
+
+@dataclass(frozen=True)
+class ClipTrainConfig:
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    template_probability: float = 0.5
+    seed: int = 0
+
+
+def build_clip(config: dict[str, Any] | None = None):
+    import open_clip
+
+    return open_clip.model.CLIP(**(config or CLIP_CONFIG))
+
+
+def tokenizer():
+    import open_clip
+
+    return open_clip.get_tokenizer(TOKENIZER_NAME)
+
+
+def clip_pixels(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 N×3×64×64 -> CLIP input: [0, 1], OpenAI normalisation (the same as the S_dir back-end at 64²)."""
+    from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    x = images_uint8.float() / 255.0
+    mean = torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def _lr_at(step: int, cfg: ClipTrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
+
+
+def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, log_every: int = 50):
+    """Contrastive training on (render, fresh random caption) pairs; returns (model, loss history)."""
+    from benchmark.synthetic.captions import caption
+    from models.clip_loss import IMAGENET_TEMPLATES
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 5])
+    g = torch.Generator().manual_seed(cfg.seed)
+    model = build_clip().train()
+    tok = tokenizer()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
+    pixels = clip_pixels(images)
+    history, start = [], time.time()
+    for step in range(cfg.steps):
+        idx = torch.randint(0, len(factors), (cfg.batch_size,), generator=g)
+        texts = []
+        for i in idx.tolist():
+            text = caption(factors[i], rng)
+            if rng.random() < cfg.template_probability:
+                text = IMAGENET_TEMPLATES[rng.integers(len(IMAGENET_TEMPLATES))].format(text)
+            texts.append(text)
+        image_features = F.normalize(model.encode_image(pixels[idx]), dim=-1)
+        text_features = F.normalize(model.encode_text(tok(texts)), dim=-1)
+        logits = model.logit_scale.exp() * image_features @ text_features.T
+        # captions of different faces can coincide ("smiling face"); soft targets count every identical text
+        same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32)
+        target = same / same.sum(1, keepdim=True)
+        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        history.append(float(loss.detach()))
+        if (step + 1) % log_every == 0:
+            print(f"clip step {step + 1}/{cfg.steps} loss {sum(history[-log_every:]) / log_every:.4f} "
+                  f"({time.time() - start:.0f}s)", file=sys.stderr, flush=True)
+    return model.eval(), history
+
+
+@torch.no_grad()
+def directional_cosines(model, pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], prompts: dict[str, str],
+                        source: str = "face") -> dict[str, float]:
+    """Mean over pairs of cos(n(E_I(b)) − n(E_I(a)), n(E_T(target)) − n(E_T(source))) per attribute (raw prompts)."""
+    tok = tokenizer()
+    out = {}
+    for name, (a, b) in pairs.items():
+        t = F.normalize(model.encode_text(tok([source, prompts[name]])), dim=-1)
+        dt = t[1] - t[0]
+        ea = F.normalize(model.encode_image(clip_pixels(a)), dim=-1)
+        eb = F.normalize(model.encode_image(clip_pixels(b)), dim=-1)
+        out[name] = float(F.cosine_similarity(eb - ea, dt[None], dim=-1).mean())
+    return out
+
+
+def config_dict(cfg: ClipTrainConfig) -> dict:
+    return asdict(cfg)
