@@ -453,20 +453,19 @@ class KnownAnswerGates:
     spec: Any  # benchmark.manifests.KnownAnswers
     measure: FactorMeasure
 
+    def __post_init__(self) -> None:
+        for check in self.spec.checks:
+            CHECKS.get(check.check)  # an unknown check fails before any compute, with did-you-mean
+
+    def involved(self, check) -> set[str]:
+        names = set(check.attribute.split("+")) if check.attribute else set()
+        if check.check.startswith("combination"):
+            names |= set(self.spec.combination or [])
+        return names - {DDIM}
+
     def applicable(self, ctx: Context) -> list:
         """Checks whose attributes this run edited (`--attributes` may leave some out)."""
-        names = [a for c in self.spec.checks if c.attribute for a in c.attribute.split("+")]
-        names += list(self.spec.combination or []) if any(c.check.startswith("combination") for c in
-                                                          self.spec.checks) else []
-        missing = {n for n in names if n != DDIM and not ctx.has(n)}
-        out = []
-        for c in self.spec.checks:
-            involved = set(c.attribute.split("+")) if c.attribute else set()
-            if c.check.startswith("combination"):
-                involved |= set(self.spec.combination or [])
-            if not involved & missing:
-                out.append(c)
-        return out
+        return [c for c in self.spec.checks if all(ctx.has(a) for a in self.involved(c))]
 
     def __call__(self, state) -> list[Gate]:
         ctx = Context(state, self.spec, self.measure)

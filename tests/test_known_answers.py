@@ -158,3 +158,23 @@ def test_rerun_is_all_cache_hits(run, tmp_path):
     assert again.stats["properties"].misses == 0
     second = load_results(run_dir)
     assert second.metrics == result.metrics
+
+
+def test_schema_refuses_unknown_targets_and_unbounded_gates():
+    from pydantic import ValidationError
+
+    bad = {**SPEC, "checks": [{"check": "target_shift", "attribute": "angry", "band": _band(lower=0.1)}]}
+    with pytest.raises(ValidationError, match="no entry in `targets`"):
+        KnownAnswers(**bad)
+    with pytest.raises(ValidationError, match="needs `lower` and/or `upper`"):
+        KnownAnswers(**{**SPEC, "checks": [{"check": "zero_delta_exact", "band": _band()}]})
+    with pytest.raises(ValidationError, match="rationale"):
+        KnownAnswers(**{**SPEC, "checks": [{"check": "zero_delta_exact",
+                                            "band": {"upper": 1e-6, "gate": True}}]})
+
+
+def test_unknown_check_name_gets_did_you_mean():
+    from benchmark.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="linearity_r2"):
+        CHECKS.get("linearity_r3")
