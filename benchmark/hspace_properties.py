@@ -221,29 +221,49 @@ def consistency_scores(variant: str, *, plain: torch.Tensor, edit: torch.Tensor,
 @dataclass
 class EditContext:
     """What every variant of an edit shares: the frozen model, x_T, the attribute's schedule (Δh scale 1), and a
-    factory of fresh noise generators (the same η = 1 noise for every variant, so only Δh differs)."""
+    factory of fresh noise generators (the same η = 1 noise for every variant, so only Δh differs).
+
+    Edits made only of f_t (no fixed Δh) are remembered, with their Δh: the linearity strip's scale 1, the
+    consistency's Δh_t edit and the combination's (1, 0) corner are one generation, not three.
+    """
 
     model: Any  # models.DiffusionModel
     x_T: torch.Tensor
     schedule: Any  # models.EditSchedule
     noise: Callable[[], Any] | None = None
     progress: bool = False
-    _cache: dict = field(default_factory=dict, repr=False)
+    _memo: dict = field(default_factory=dict, repr=False)
 
     def generate(self, edits: Sequence[tuple[Any, float]] = (), *, scale: float = 1.0,
                  delta_h: Any = None, return_delta_h: bool = False):
         import models
 
+        edits = [(f, float(c)) for f, c in edits if float(c) != 0.0]
+        key = (tuple((id(f), c) for f, c in edits), float(scale) if edits else 0.0)
+        if delta_h is None and key in self._memo:
+            return self._memo[key]
         schedule = self.schedule.model_copy(update={"delta_scale": float(scale)})
-        return models.generate(self.model, self.x_T, list(edits), schedule,
-                               self.noise() if self.noise is not None else None, delta_h=delta_h,
-                               return_delta_h=return_delta_h, progress=self.progress)
+        out = models.generate(self.model, self.x_T, edits, schedule,
+                              self.noise() if self.noise is not None else None, delta_h=delta_h,
+                              return_delta_h=return_delta_h or (delta_h is None and bool(edits)),
+                              progress=self.progress)
+        if delta_h is None:
+            self._memo[key] = out
+        return out
 
     def plain(self) -> torch.Tensor:
-        """The same generation without any Δh (η = 1 noise included below t_boost), computed once."""
-        if "plain" not in self._cache:
-            self._cache["plain"] = self.generate().images
-        return self._cache["plain"]
+        """The same generation without any Δh (η = 1 noise included below t_boost)."""
+        return self.generate().images
+
+    def subset(self, n: int) -> EditContext:
+        """The first `n` images (figures that need many variants use a few images only)."""
+        noise = self.noise
+        return EditContext(self.model, self.x_T[:n], self.schedule,
+                           noise=None if noise is None else (lambda: _first(noise(), n)), progress=self.progress)
+
+
+def _first(generators: Any, n: int) -> Any:
+    return generators if isinstance(generators, torch.Generator) else list(generators)[:n]
 
 
 def measure_np(measure: Measure, images: torch.Tensor) -> np.ndarray:
@@ -260,7 +280,7 @@ class LinearityRun:
 def run_linearity(ctx: EditContext, ft, measure: Measure, factor: int, *,
                   scales: Sequence[float] = LINEARITY_SCALES, seed: int = 0) -> LinearityRun:
     """Edit at each Δh scale and score the response of factor column `factor`."""
-    images = {float(s): (ctx.plain() if s == 0 else ctx.generate([(ft, 1.0)], scale=s).images) for s in scales}
+    images = {float(s): ctx.generate([(ft, 1.0)], scale=s).images for s in scales}
     values = np.stack([measure_np(measure, images[float(s)])[:, factor] for s in scales], axis=1)
     return LinearityRun(linearity_scores(scales, values, seed=seed), images)
 
@@ -279,8 +299,7 @@ def run_combination(ctx: EditContext, ft_a, ft_b, measure: Measure, factors: tup
     images: dict[tuple[float, float], torch.Tensor] = {}
     for a in coefficients:
         for b in coefficients:
-            edits = [(f, c) for f, c in ((ft_a, a), (ft_b, b)) if c != 0]
-            images[a, b] = ctx.plain() if not edits else ctx.generate(edits).images
+            images[a, b] = ctx.generate([(ft_a, a), (ft_b, b)]).images
     grid = {k: measure_np(measure, v)[:, list(factors)] for k, v in images.items()}
     return CombinationRun(combination_scores(grid, names, seed=seed), images)
 

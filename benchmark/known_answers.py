@@ -113,6 +113,8 @@ class Context:
     spec: Any  # benchmark.manifests.KnownAnswers
     measure: FactorMeasure
     _units: dict[str, CacheEntry] = field(default_factory=dict)
+    _fts: dict[str, Any] = field(default_factory=dict)
+    _contexts: dict[tuple, hp.EditContext] = field(default_factory=dict)
 
     # -- what the run already has -------------------------------------------------------------------------------
     @property
@@ -166,17 +168,27 @@ class Context:
         return self.state.edits[attribute].output.tensors["edited"]
 
     def ft(self, attribute: str, entry: CacheEntry | None = None, engine=None):
-        engine = engine or self.engine
-        return engine.load_ft((entry or self.state.ft[attribute]).output.tensors)
+        """The attribute's f_t module (one object per attribute, so edits with it are remembered)."""
+        if entry is not None:
+            return (engine or self.engine).load_ft(entry.output.tensors)
+        if attribute not in self._fts:
+            self._fts[attribute] = self.engine.load_ft(self.state.ft[attribute].output.tensors)
+        return self._fts[attribute]
 
     def edit_context(self, attribute: str, *, t_edit: int | None = None) -> hp.EditContext:
-        n = self.n()
-        schedule = self.engine.schedule(self.attribute(attribute))
-        if t_edit is not None:
-            schedule = schedule.model_copy(update={"t_edit": int(t_edit), "t_boost": min(schedule.t_boost, t_edit)})
-        x_T = gather(self.state.test_inversions, "x_T")[:n].to(self.engine.model.device)
-        ids = self.ids(n)
-        return hp.EditContext(self.engine.model, x_T, schedule, noise=lambda: self.engine.noise_generators(ids))
+        """The first `n_images` with the attribute's schedule (one context per setting: it remembers edits)."""
+        key = (attribute, t_edit)
+        if key not in self._contexts:
+            n = self.n()
+            schedule = self.engine.schedule(self.attribute(attribute))
+            if t_edit is not None:
+                schedule = schedule.model_copy(update={"t_edit": int(t_edit),
+                                                       "t_boost": min(schedule.t_boost, int(t_edit))})
+            x_T = gather(self.state.test_inversions, "x_T")[:n].to(self.engine.model.device)
+            ids = self.ids(n)
+            self._contexts[key] = hp.EditContext(self.engine.model, x_T, schedule,
+                                                 noise=lambda ids=ids: self.engine.noise_generators(ids))
+        return self._contexts[key]
 
     # -- cached property units ----------------------------------------------------------------------------------
     def unit(self, kind: str, attributes: Sequence[str], compute: Callable[[], StageOutput], extra: Mapping[str, Any],
@@ -253,16 +265,19 @@ class Context:
         return self.unit("consistency", [attribute], compute, {"global": with_global}, fts)
 
     def combination(self) -> CacheEntry:
+        """Scores on the {0, 1}² corners over `n_images`; the finer 2-D grid of `combination_coefficients` for
+        the figure on two images only (it costs one generation per cell)."""
         a, b = self.spec.combination
         coefficients = sorted({float(c) for c in self.spec.combination_coefficients} | {0.0, 1.0})
 
         def compute() -> StageOutput:
             (ca, _), (cb, _) = self.factor(a), self.factor(b)
-            run = hp.run_combination(self.edit_context(a), self.ft(a), self.ft(b), self.measure, (ca, cb),
-                                     (self.spec.targets[a].factor, self.spec.targets[b].factor),
-                                     coefficients=coefficients, seed=self._seed())
-            k = self.figure_count()
-            grid = torch.stack([torch.stack([to_uint8(run.images[x, y][:k]) for y in coefficients])
+            names = (self.spec.targets[a].factor, self.spec.targets[b].factor)
+            ctx = self.edit_context(a)
+            run = hp.run_combination(ctx, self.ft(a), self.ft(b), self.measure, (ca, cb), names, seed=self._seed())
+            shown = hp.run_combination(ctx.subset(min(2, self.n())), self.ft(a), self.ft(b), self.measure, (ca, cb),
+                                       names, coefficients=coefficients, seed=self._seed())
+            grid = torch.stack([torch.stack([to_uint8(shown.images[x, y]) for y in coefficients])
                                 for x in coefficients])  # A's coefficient × B's × image
             return StageOutput(tensors={"images": grid},
                                data={"score": run.score.summary(), "coefficients": coefficients})
@@ -270,24 +285,24 @@ class Context:
         return self.unit("combination", [a, b], compute, {"coefficients": coefficients})
 
     def t_edit_sweep(self, attribute: str) -> CacheEntry:
+        """The trained f_t applied from other t_edit values, on the figure images (a figure, not a check)."""
         t_edits = sorted({int(t) for t in self.spec.t_edit_sweep}, reverse=True)
 
         def compute() -> StageOutput:
             column, _ = self.factor(attribute)
-            ft = self.ft(attribute)
-            plain = self.edit_context(attribute).plain()
-            base = self.measure_np(plain)[:, column]
+            ft, k = self.ft(attribute), self.figure_count()
+            base = self.measure_np(self.edit_context(attribute).subset(k).plain())[:, column]
             images, shifts = [], []
             for t in t_edits:
-                edited = self.edit_context(attribute, t_edit=t).generate([(ft, 1.0)]).images
-                images.append(to_uint8(edited[: self.figure_count()]))
+                edited = self.edit_context(attribute, t_edit=t).subset(k).generate([(ft, 1.0)]).images
+                images.append(to_uint8(edited))
                 shifts.append(aggregate_per_image(self.measure_np(edited)[:, column] - base,
                                                   seed=self._seed()).to_dict())
             return StageOutput(tensors={"images": torch.stack(images)},
                                data={"t_edit": t_edits, "shift": shifts,
                                      "trained_t_edit": int(self.attribute(attribute).settings["t_edit"])})
 
-        return self.unit("t_edit_sweep", [attribute], compute, {"t_edits": t_edits})
+        return self.unit("t_edit_sweep", [attribute], compute, {"t_edits": t_edits, "k": self.figure_count()})
 
     def _seed(self) -> int:
         return int(self.plan.seeds.get("bootstrap", 0))
@@ -310,13 +325,13 @@ def _reconstruction_psnr(ctx: Context, check) -> Outcome:
 @CHECKS.register("zero_delta_exact")
 def _zero_delta_exact(ctx: Context, check) -> Outcome:
     """Max |x| difference between Asyrp's process with the trained f_t at Δh scale 0 and plain DDIM
-    (`models.plain_reverse`, a separate code path), on the first `n_images`, without boost noise."""
+    (`models.plain_reverse`, a separate code path), on the first two images, without boost noise."""
     import models
 
     attribute = check.options.get("attribute_ft") or ctx.plan.attributes[0].name
 
     def compute() -> StageOutput:
-        ec = ctx.edit_context(attribute)
+        ec = ctx.edit_context(attribute).subset(min(2, ctx.n()))
         schedule = ec.schedule.model_copy(update={"t_boost": 0, "delta_scale": 0.0})
         edited = models.generate(ec.model, ec.x_T, [(ctx.ft(attribute), 1.0)], schedule).latents
         plain, _ = models.plain_reverse(ec.model, ec.x_T, schedule.n_steps, schedule.t0)
