@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import DeviceError, ManifestError, MissingWeightsError
+from benchmark.manifests import LocalSource
 from benchmark.paths import REPO_ROOT, fixtures_dir
 from benchmark.registry import Registry
 
@@ -178,8 +179,11 @@ def plan_from_manifests(name: str, request) -> Any:
     for m in suite.metrics:
         backend = resolved.metric_backends.get(m.key)
         backend_name = backend.manifest.loader_args.get("backend", backend.manifest.name) if backend else None
-        weights_path = (model_dir(backend.manifest) if backend is not None and backend.manifest.files else None)
+        weights_path = (_backend_weights(backend.manifest, model_dir) if backend is not None
+                        and backend.manifest.files else None)
         fields = {"reference": m.reference, **m.options}
+        if backend is not None and isinstance(backend.manifest.source, LocalSource):
+            fields.setdefault("weights_sha256", backend.manifest.files[0].sha256)  # checked before loading
         if backend_name:
             fields["backend"] = backend_name
         fields.setdefault("bootstrap_seed", int(suite.seeds.get("bootstrap", 0)))
@@ -213,6 +217,15 @@ def _known_answer_gates(resolved, device) -> list:
     m = resolved.known_answer_measure
     loaded = LOADERS.get(m.manifest.loader)(m.manifest, device=device)
     return [KnownAnswerGates(spec, factor_measure(loaded, digest=m.digest))]
+
+
+def _backend_weights(manifest, model_dir) -> Path:
+    """A back-end's weights: the shipped file for weights in the repo, else the folder `fetch` fills."""
+    from benchmark.fetch import local_path
+
+    if isinstance(manifest.source, LocalSource) and len(manifest.files) == 1:
+        return local_path(manifest, manifest.files[0])
+    return model_dir(manifest)
 
 
 def _engine_digests(resolved, files) -> dict[str, str]:

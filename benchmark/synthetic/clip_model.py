@@ -27,7 +27,7 @@ TOKENIZER_NAME = "ViT-B-16"  # open_clip's bundled BPE (offline); the context le
 
 @dataclass(frozen=True)
 class ClipTrainConfig:
-    steps: int = 1500
+    steps: int = 600
     batch_size: int = 64
     lr: float = 1e-3
     warmup: int = 100
@@ -64,7 +64,7 @@ def _lr_at(step: int, cfg: ClipTrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
 
 
-def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, log_every: int = 50):
+def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, log_every: int = 25):
     """Contrastive training on (render, fresh random caption) pairs; returns (model, loss history)."""
     from benchmark.synthetic.captions import caption
     from models.clip_loss import IMAGENET_TEMPLATES

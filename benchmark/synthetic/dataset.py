@@ -4,7 +4,8 @@
   (the unseen skin colour is excluded); the CLIP's and the oracles' splits include green faces.
 - Test split `synthetic-test-first100`: the first 100 faces of the test stream (identities 1e6 + i, green = 0),
   committed as PNGs under `benchmark/synthetic/data/` with a dataset manifest listing each PNG's sha256 and true
-  factors. `write_test_split` regenerates both (`python -m benchmark.synthetic.dataset`).
+  factors; `synthetic-train-first64` likewise holds f_t's training images. `write_split` regenerates them
+  (`python -m benchmark.synthetic.dataset`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ TEST_NAME = "synthetic-test-first100"
 TEST_COUNT = 100
 TEST_IDENTITY_BASE = 1_000_000
 TEST_SEED = 20230101
-DATA_SUBDIR = Path("benchmark/synthetic/data") / TEST_NAME
+TRAIN_NAME = "synthetic-train-first64"  # f_t's training images: the first 64 faces of train stream seed 1
+TRAIN_COUNT = 64
+TRAIN_SEED = 1
+DATA_DIR = Path("benchmark/synthetic/data")
 IN_REPO_DISTRIBUTION = "in-repo"  # a distribution whose root is the repository itself (benchmark/loaders.py)
 UNSEEN_FRACTION = 0.25  # share of green faces in the splits that include the unseen colour
 
@@ -51,6 +55,10 @@ def test_id(i: int) -> str:
     return f"synth-{i:03d}"
 
 
+def train_id(i: int) -> str:
+    return f"synth-train-{i:03d}"
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -59,42 +67,55 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_manifest(items: list[dict]) -> dict:
+SPLITS = {
+    TEST_NAME: ("The synthetic face world's test split: the first 100 faces of the test stream (identities "
+                f"{TEST_IDENTITY_BASE}+i, no green skin), rendered at {IMAGE_SIZE}² and shipped as PNGs in the repo. "
+                "Each item carries its true factors.", f"test_factors(), seed {TEST_SEED}"),
+    TRAIN_NAME: ("The synthetic face world's f_t training images: the first 64 faces of training stream seed "
+                 f"{TRAIN_SEED} (no green skin, as the DDPM's), rendered at {IMAGE_SIZE}², shipped as PNGs. Each "
+                 "item carries its true factors.", f"train_factors(64, seed={TRAIN_SEED})"),
+}
+
+
+def split_factors(name: str) -> list[Factors]:
+    return test_factors() if name == TEST_NAME else train_factors(TRAIN_COUNT, TRAIN_SEED)
+
+
+def split_manifest(name: str, items: list[dict]) -> dict:
+    description, how = SPLITS[name]
     return {
-        "schema_version": 1, "kind": "dataset", "name": TEST_NAME, "version": 1,
-        "description": "The synthetic face world's test split: the first 100 faces of the test stream (identities "
-                       f"{TEST_IDENTITY_BASE}+i, no green skin), rendered at {IMAGE_SIZE}² and shipped as PNGs in "
-                       "the repo. Each item carries its true factors.",
+        "schema_version": 1, "kind": "dataset", "name": name, "version": 1, "description": description,
         "license": "MIT (this project; rendered by benchmark/synthetic/renderer.py)",
-        "provenance": "python -m benchmark.synthetic.dataset (benchmark/synthetic/dataset.py test_factors, seed "
-                      f"{TEST_SEED}); docs/synthetic.md",
+        "provenance": f"python -m benchmark.synthetic.dataset (benchmark/synthetic/dataset.py {how}); "
+                      "docs/synthetic.md",
         "image_size": IMAGE_SIZE, "count": len(items),
         "preprocessing": {"name": "synthetic-png"},
         "distributions": {IN_REPO_DISTRIBUTION: {
-            "layout": "files", "template": f"{DATA_SUBDIR.as_posix()}/{{file}}", "image_size": IMAGE_SIZE,
+            "layout": "files", "template": f"{(DATA_DIR / name).as_posix()}/{{file}}", "image_size": IMAGE_SIZE,
             "format": "png", "description": "PNGs committed in this repository (root = the repository)"}},
         "items": items,
     }
 
 
-def write_test_split(repo_root: Path, manifest_path: Path) -> None:
-    """Render the test split, write the PNGs and the manifest (atomically, validated by the real schema)."""
+def write_split(name: str, repo_root: Path, manifest_path: Path) -> None:
+    """Render a split, write the PNGs and the manifest (atomically, validated by the real schema)."""
     import yaml
 
     from benchmark.atomic import write_bytes, write_text
     from benchmark.hashing import sha256_bytes
     from benchmark.manifests import manifest_from_dict
 
-    folder = repo_root / DATA_SUBDIR
+    folder = repo_root / DATA_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
+    make_id = test_id if name == TEST_NAME else train_id
     items = []
-    for i, f in enumerate(test_factors()):
+    for i, f in enumerate(split_factors(name)):
         data = png_bytes(render(f)[0])
-        name = f"{test_id(i)}.png"
-        write_bytes(folder / name, data)
-        items.append({"id": test_id(i), "file": name, "sha256": {IN_REPO_DISTRIBUTION: sha256_bytes(data)},
+        file = f"{make_id(i)}.png"
+        write_bytes(folder / file, data)
+        items.append({"id": make_id(i), "file": file, "sha256": {IN_REPO_DISTRIBUTION: sha256_bytes(data)},
                       "factors": f.to_dict()})
-    doc = test_manifest(items)
+    doc = split_manifest(name, items)
     manifest_from_dict(doc, manifest_path)
     header = ("# Generated by `python -m benchmark.synthetic.dataset`; do not edit by hand (rerun it).\n"
               "# Schema: docs/manifests.md; the world: docs/synthetic.md.\n")
@@ -105,11 +126,12 @@ def write_test_split(repo_root: Path, manifest_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     from benchmark.paths import MANIFESTS_DIR, REPO_ROOT
 
-    p = argparse.ArgumentParser(description="Regenerate the synthetic test split (PNGs + dataset manifest).")
+    p = argparse.ArgumentParser(description="Regenerate the synthetic splits (PNGs + dataset manifests).")
     p.add_argument("--repo", type=Path, default=REPO_ROOT)
     args = p.parse_args(argv)
     manifests = MANIFESTS_DIR if args.repo == REPO_ROOT else args.repo / "manifests"
-    write_test_split(args.repo, manifests / "datasets" / f"{TEST_NAME}.yaml")
+    for name in SPLITS:
+        write_split(name, args.repo, manifests / "datasets" / f"{name}.yaml")
     return 0
 
 

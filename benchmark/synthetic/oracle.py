@@ -126,7 +126,7 @@ def person_factors(n_persons: int, per_person: int, seed: int, *, identity_base:
 
 @dataclass(frozen=True)
 class OracleTrainConfig:
-    steps: int = 1200
+    steps: int = 600
     batch_size: int = 64
     lr: float = 2e-3
     identity_weight: float = 1.0
@@ -142,7 +142,7 @@ def _cosine_lr(step: int, steps: int, lr: float, warmup: int = 50) -> float:
 
 
 def train_oracle(images: torch.Tensor, factors: list[Factors], persons: torch.Tensor, cfg: OracleTrainConfig,
-                 *, log_every: int = 100):
+                 *, log_every: int = 25):
     """Factor MSE (on [0, 1]-scaled factors) + an additive-margin cosine softmax over the training persons."""
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -177,13 +177,13 @@ def train_oracle(images: torch.Tensor, factors: list[Factors], persons: torch.Te
 
 @dataclass(frozen=True)
 class SegmenterTrainConfig:
-    steps: int = 800
-    batch_size: int = 32
+    steps: int = 400
+    batch_size: int = 16
     lr: float = 2e-3
     seed: int = 0
 
 
-def train_segmenter(images: torch.Tensor, masks: torch.Tensor, cfg: SegmenterTrainConfig, *, log_every: int = 100):
+def train_segmenter(images: torch.Tensor, masks: torch.Tensor, cfg: SegmenterTrainConfig, *, log_every: int = 25):
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     model = Segmenter().train()

@@ -19,23 +19,47 @@ from pathlib import Path
 import torch
 
 MODELS = ("ddpm", "clip", "oracle", "segmenter")
-POOL_SEED = {"ddpm": 11, "clip": 12, "oracle": 13, "segmenter": 14}
+POOL_SEED = {"ddpm": 11}
+DDPM_POOL = 1500
+
+
+POOL_CACHE: Path | None = None  # set by main(): renders are kept under DIR/pools and reused by a rerun
+
+
+def _cached_render(factors: list, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render `factors` (or read the renders a previous run of the same code cached under `key`)."""
+    from benchmark.hashing import json_digest
+
+    digest = json_digest({"key": key, "factors": [f.to_dict() for f in factors],
+                          "renderer": _renderer_digest()})
+    path = POOL_CACHE / f"{digest[:16]}.safetensors" if POOL_CACHE is not None else None
+    if path is not None and path.is_file():
+        from safetensors.torch import load_file
+
+        cached = load_file(str(path))
+        return cached["images"], cached["masks"]
+    images, masks = _render_factors(factors)
+    if path is not None:
+        from benchmark.atomic import save_safetensors
+
+        save_safetensors(path, {"images": images, "masks": masks})
+    return images, masks
+
+
+def _renderer_digest() -> str:
+    from benchmark.hashing import sha256_file
+    from benchmark.synthetic import renderer
+
+    return sha256_file(renderer.__file__)
 
 
 def render_pool(n: int, seed: int, *, unseen: bool) -> tuple[torch.Tensor, torch.Tensor, list]:
     """uint8 images, uint8 masks and the factors of `n` training faces."""
-    from tqdm import tqdm
-
     from benchmark.synthetic.dataset import train_factors
-    from benchmark.synthetic.renderer import render
 
     factors = train_factors(n, seed, unseen=unseen)
-    images, masks = [], []
-    for f in tqdm(factors, desc=f"rendering {n} faces (seed {seed})", file=sys.stderr, leave=False):
-        img, mask = render(f)
-        images.append(torch.from_numpy(img))
-        masks.append(torch.from_numpy(mask))
-    return torch.stack(images).permute(0, 3, 1, 2).contiguous(), torch.stack(masks), factors
+    images, masks = _cached_render(factors, f"train-{n}-{seed}-{unseen}")
+    return images, masks, factors
 
 
 def _save(out: Path, name: str, state: dict[str, torch.Tensor], meta: dict) -> None:
@@ -52,14 +76,14 @@ def train_ddpm_stage(out: Path, steps: int | None = None) -> None:
 
     cfg = DdpmTrainConfig() if steps is None else DdpmTrainConfig(steps=steps)
     start = time.time()
-    images, _, _ = render_pool(4000, POOL_SEED["ddpm"], unseen=False)
+    images, _, _ = render_pool(DDPM_POOL, POOL_SEED["ddpm"], unseen=False)
     pool = from_uint8(images)
 
     def checkpoint(step, ema):
         _save(out / "checkpoints", f"ddpm-step{step}", ema.state_dict(), {"step": step})
 
     ema, history = train_ddpm(pool, cfg, on_checkpoint=checkpoint)
-    meta = {"config": DDPM_CONFIG, "train": {**cfg.__dict__, "pool": 4000, "pool_seed": POOL_SEED["ddpm"],
+    meta = {"config": DDPM_CONFIG, "train": {**cfg.__dict__, "pool": DDPM_POOL, "pool_seed": POOL_SEED["ddpm"],
                                              "green_excluded": True},
             "wall_s": round(time.time() - start, 1), "final_loss_mean_last100": sum(history[-100:]) / 100,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
@@ -95,7 +119,7 @@ def person_pool(spec: dict) -> tuple[torch.Tensor, torch.Tensor, list, torch.Ten
     if key not in _CACHE:
         factors = person_factors(spec["persons"], spec["per_person"], spec["seed"],
                                  identity_base=spec.get("identity_base", 0))
-        images, masks = _render_factors(factors)
+        images, masks = _cached_render(factors, key)
         persons = torch.arange(spec["persons"]).repeat_interleave(spec["per_person"])
         _CACHE[key] = (images, masks, factors, persons)
     return _CACHE[key]
@@ -195,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
 
         publish(args.out)
         return 0
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    global POOL_CACHE
+    POOL_CACHE = args.out / "pools"
+    # one intra-op thread: on a shared, oversubscribed CPU, OpenMP's spinning threads waste most of their time, and
+    # a single thread makes the float reductions' order (so the weights) independent of the machine's core count
+    torch.set_num_threads(1)
     timings = {}
     for name in args.only:
         start = time.time()

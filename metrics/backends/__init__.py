@@ -6,7 +6,13 @@ is called as `loader(weights, device, **options)` and must return an object sati
 """
 
 from metrics.backends import clip, features, identity, parsers  # noqa: F401  (registration side effects)
-from metrics.backends.protocols import ClipEmbedder, FaceParser, FeatureExtractor, IdentityEmbedder
+from metrics.backends.protocols import (
+    ClipEmbedder,
+    FaceParser,
+    FactorOracle,
+    FeatureExtractor,
+    IdentityEmbedder,
+)
 from metrics.backends.registry import (
     BACKENDS,
     KINDS,
@@ -19,6 +25,7 @@ from metrics.backends.registry import (
 )
 
 __all__ = [
-    "BACKENDS", "KINDS", "BackendEntry", "ClipEmbedder", "FaceParser", "FeatureExtractor", "IdentityEmbedder",
+    "BACKENDS", "KINDS", "BackendEntry", "ClipEmbedder", "FaceParser", "FactorOracle", "FeatureExtractor",
+    "IdentityEmbedder",
     "clear_loaded_backends", "get_backend", "load_backend", "register_backend", "resolve_weights",
 ]

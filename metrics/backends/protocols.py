@@ -57,3 +57,14 @@ class IdentityEmbedder(Protocol):
     def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, list[int]]]:
         """uint8 N×3×H×W -> (float N×D, flags): flags maps a code (e.g. "no_face_detected") to image indices."""
         ...
+
+
+@runtime_checkable
+class FactorOracle(Protocol):
+    """Measures a world's generative factors from pixels (for attribute shift). `factor_names` in column order."""
+
+    factor_names: tuple[str, ...]
+
+    def measure(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 N×3×H×W -> float N×F, each factor in its own units."""
+        ...

@@ -17,8 +17,9 @@ from benchmark.errors import BenchError, DigestMismatchError, MissingWeightsErro
 from benchmark.hashing import canonical_json, sha256_file
 from benchmark.registry import Registry, require_choice
 
-#: The four kinds. A metric names the kind it needs; a back-end registers under exactly one.
-KINDS = ("clip", "face-parser", "fid-features", "identity")
+#: The kinds. A metric names the kind it needs; a back-end registers under exactly one. `factor-oracle` measures
+#: a world's true factors from pixels (the synthetic world's attribute-shift metric).
+KINDS = ("clip", "face-parser", "fid-features", "identity", "factor-oracle")
 
 
 @dataclass(frozen=True)

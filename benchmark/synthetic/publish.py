@@ -1,0 +1,83 @@
+"""Publish trained synthetic-world models: copy the safetensors into `benchmark/synthetic/assets/`, write their
+model manifests (`manifests/models/synthetic-*.yaml`, sha256 + size) and keep the training logs under
+`results/synthetic-world/training/`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from benchmark.atomic import atomic_path, write_json, write_text
+from benchmark.errors import BenchError
+from benchmark.hashing import sha256_file
+from benchmark.paths import REPO_ROOT, RESULTS_DIR, manifests_dir
+
+ASSETS = Path("benchmark/synthetic/assets")
+MAX_TOTAL_BYTES = 30 * 1024 * 1024
+
+# name -> (loader, loader_args, description)
+MODELS = {
+    "ddpm": ("synthetic-ddpm", {"codec": "pixel-unshuffle-2"},
+             "The synthetic world's DDPM: a diffusers UNet2DModel (3 levels, h-space 128×8×8) on 64² faces seen "
+             "as 32×32×12 by an exact 2×2 pixel-unshuffle; authors' linear β schedule, T = 1000; trained on "
+             "renders without green skin (the unseen attribute)."),
+    "clip": ("synthetic-clip", {},
+             "The synthetic world's CLIP: open_clip's CLIP class (ViT 64², patch 8; text width 64), trained "
+             "contrastively on captions of renders including green 'zombie' faces."),
+    "oracle": ("metric-backend", {"kinds": ["factor-oracle", "identity", "fid-features"]},
+               "The synthetic world's oracle: a CNN measuring every factor (attribute-shift, FID/KID features) and "
+               "an identity embedding (ID)."),
+    "segmenter": ("metric-backend", {"kind": "face-parser"},
+                  "The synthetic world's segmenter: 7 classes in renderer.CLASSES order (SC)."),
+}
+
+
+def manifest_doc(name: str, path: Path, meta: dict) -> dict:
+    loader, args, description = MODELS[name]
+    wall = meta.get("wall_s")
+    return {
+        "schema_version": 1, "kind": "model", "name": f"synthetic-{name}", "version": 1,
+        "description": description, "license": "MIT (this project; trained on renders of this project)",
+        "provenance": f"python -m benchmark.synthetic.train --out DIR --only {name} (seeded; {wall} s wall on the "
+                      "machine that trained it); then `python -m benchmark.synthetic.train publish --out DIR`. "
+                      "Training log: results/synthetic-world/training/" + f"{name}.json",
+        "loader": loader, "loader_args": args,
+        "source": {"type": "local", "files": [{"path": (ASSETS / path.name).as_posix(),
+                                               "sha256": sha256_file(path), "size": path.stat().st_size}]},
+    }
+
+
+def publish(out: Path, names: list[str] | None = None) -> None:
+    import yaml
+
+    from benchmark.manifests import manifest_from_dict
+
+    names = names or [n for n in MODELS if (out / f"{n}.safetensors").is_file()]
+    missing = [n for n in names if not (out / f"{n}.safetensors").is_file()]
+    if missing:
+        raise BenchError(f"{out} has no trained {', '.join(missing)}", fix="train them first (--only ...)")
+    sizes = {n: (out / f"{n}.safetensors").stat().st_size for n in names}
+    shipped = {p.stem: p.stat().st_size for p in (REPO_ROOT / ASSETS).glob("*.safetensors")} if (
+        REPO_ROOT / ASSETS).is_dir() else {}
+    total = sum({**shipped, **sizes}.values())
+    if total > MAX_TOTAL_BYTES:
+        raise BenchError(f"shipped weights would total {total / 2**20:.1f} MiB (limit 30 MiB)",
+                         fix="shrink the models' configs")
+    for name in names:
+        src = out / f"{name}.safetensors"
+        dest = REPO_ROOT / ASSETS / src.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(src, tmp)
+        meta = json.loads((out / f"{name}.json").read_text()) if (out / f"{name}.json").is_file() else {}
+        doc = manifest_doc(name, dest, meta)
+        target = manifests_dir() / "models" / f"synthetic-{name}.yaml"
+        manifest_from_dict(doc, target)
+        write_text(target, "# Written by `python -m benchmark.synthetic.train publish`; do not edit by hand.\n"
+                   + yaml.safe_dump(doc, sort_keys=False, width=110))
+        write_json(RESULTS_DIR / "synthetic-world" / "training" / f"{name}.json", meta)
+        print(f"published {name}: {dest.relative_to(REPO_ROOT)} ({sizes[name] / 2**20:.2f} MiB), {target.name}",
+              file=sys.stderr)
+    print(f"shipped weights total {total / 2**20:.2f} MiB", file=sys.stderr)

@@ -1,0 +1,99 @@
+"""Load the synthetic world's shipped weights: sha256 checked first, safetensors only, strict state dicts.
+
+The architecture configs live in code (ddpm.py, clip_model.py, oracle.py); the file's metadata records the config
+it was trained with, and a file whose config differs from the code's is refused (it would not load strictly).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from benchmark.errors import BenchError, DigestMismatchError, MissingWeightsError
+from benchmark.hashing import sha256_file
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+RETRAIN = "python -m benchmark.synthetic.train --out DIR && python -m benchmark.synthetic.train publish --out DIR"
+
+
+def read_verified(path: str | Path, sha256: str | None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, training metadata) of a shipped safetensors file whose digest matches `sha256`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingWeightsError(f"synthetic-world weights not found: {path}",
+                                  fix=f"restore the file with `git checkout -- {path}`, or retrain: {RETRAIN}")
+    if sha256 is None:
+        raise BenchError(f"{path}: no sha256 pinned for this file; refusing to load unverified weights",
+                         fix="pin the digest in its model manifest (the publish step writes it)")
+    actual = sha256_file(path)
+    if actual != sha256.lower():
+        raise DigestMismatchError(f"{path}: sha256 {actual} does not match the pinned {sha256}",
+                                  fix=f"restore the shipped file (`git checkout -- {path}`), or retrain and publish "
+                                      f"again: {RETRAIN}")
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+        meta = json.loads((f.metadata() or {}).get("info", "{}"))
+    return tensors, meta
+
+
+def _load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise BenchError(f"{path} does not fit the architecture in the code: {err}",
+                         fix=f"retrain and publish the synthetic models: {RETRAIN}") from err
+    return module.eval().requires_grad_(False)
+
+
+def load_ddpm(path: str | Path, sha256: str | None, *, device="cpu", name: str = "synthetic-ddpm"):
+    """The DDPM as a `models.DiffusionModel` (authors' linear schedule, T = 1000, 2×2 pixel-unshuffle codec)."""
+    from benchmark.synthetic.ddpm import PatchCodec, build_unet
+    from models.diffusion_model import DiffusionModel
+    from models.hspace import HSpaceUNet
+    from models.schedule import linear_alphas_cumprod
+
+    tensors, meta = read_verified(path, sha256)
+    unet = _load_strict(build_unet(meta.get("config")), tensors, Path(path))
+    codec = PatchCodec()
+    return DiffusionModel(HSpaceUNet(unet), linear_alphas_cumprod(), int(unet.config.sample_size) * codec.patch,
+                          codec, name=name).to(device)
+
+
+def load_clip(path: str | Path, sha256: str | None, *, device="cpu"):
+    """(open_clip CLIP, tokenizer)."""
+    from benchmark.synthetic.clip_model import build_clip, tokenizer
+
+    tensors, meta = read_verified(path, sha256)
+    model = _load_strict(build_clip(meta.get("config")), tensors, Path(path))
+    return model.to(device), tokenizer()
+
+
+def load_oracle(path: str | Path, sha256: str | None, *, device="cpu"):
+    from benchmark.synthetic.oracle import FactorOracle
+
+    tensors, _ = read_verified(path, sha256)
+    return _load_strict(FactorOracle(), tensors, Path(path)).to(device)
+
+
+def load_segmenter(path: str | Path, sha256: str | None, *, device="cpu"):
+    from benchmark.synthetic.oracle import Segmenter
+
+    tensors, _ = read_verified(path, sha256)
+    return _load_strict(Segmenter(), tensors, Path(path)).to(device)
+
+
+def shipped_file(model_name: str) -> tuple[Path, str | None]:
+    """(path in the repo, pinned sha256) of a shipped model's single file, from its model manifest."""
+    from benchmark.fetch import local_path
+    from benchmark.manifests import load_manifest
+    from benchmark.paths import manifests_dir
+
+    manifest = load_manifest(manifests_dir() / "models" / f"{model_name}.yaml").manifest
+    files = manifest.files
+    if len(files) != 1:
+        raise BenchError(f"model {manifest.ref} lists {len(files)} files; the synthetic world ships one per model")
+    return local_path(manifest, files[0]), files[0].sha256
