@@ -65,15 +65,23 @@ class CallableMeasure:
 
 
 def factor_measure(loaded: Any, *, digest: str) -> FactorMeasure:
-    """The measure of a loaded oracle: an object with `factor_names`, `factor_ranges` and `factors(pixels)`."""
-    missing = [a for a in ("factor_names", "factor_ranges", "factors") if not hasattr(loaded, a)]
-    if missing:
-        from benchmark.errors import ManifestError
+    """The measure of a loaded factor oracle: `factor_names` and `measure(uint8 images) -> N×K` (the metric
+    back-end of kind `factor-oracle`); ranges from its `factor_ranges`, or the renderer's when it measures the
+    synthetic world's factors. Pixels are quantised to uint8 first, as every stored image is."""
+    from benchmark.errors import ManifestError
 
-        raise ManifestError(f"the known-answer measure ({type(loaded).__name__}) lacks {', '.join(missing)}",
-                            fix="name a factor oracle (a model whose loader gives factor_names, factor_ranges "
-                                "and factors()) as `known_answers.measure`")
-    return CallableMeasure(loaded.factors, tuple(loaded.factor_names), dict(loaded.factor_ranges), digest)
+    names = tuple(getattr(loaded, "factor_names", ()))
+    if not names or not callable(getattr(loaded, "measure", None)):
+        raise ManifestError(f"the known-answer measure ({type(loaded).__name__}) has no factor_names and measure()",
+                            fix="name a factor oracle (a back-end of kind factor-oracle) as `known_answers.measure`")
+    ranges = getattr(loaded, "factor_ranges", None)
+    if ranges is None:
+        from benchmark.synthetic.renderer import FACTOR_RANGES
+
+        if not set(names) <= set(FACTOR_RANGES):
+            raise ManifestError(f"the measure's factors {names} have no ranges", fix="give it `factor_ranges`")
+        ranges = {n: FACTOR_RANGES[n] for n in names}
+    return CallableMeasure(lambda pixels: loaded.measure(to_uint8(pixels)).float(), names, dict(ranges), digest)
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,15 @@ def _known_answer_gates(resolved, device) -> list:
     from benchmark.known_answers import KnownAnswerGates, factor_measure
 
     m = resolved.known_answer_measure
-    loaded = LOADERS.get(m.manifest.loader)(m.manifest, device=device)
+    manifest = m.manifest
+    if manifest.loader == "metric-backend":  # the oracle is a metric back-end of kind factor-oracle
+        from benchmark.fetch import model_dir
+        from metrics.backends import load_backend
+
+        loaded = load_backend("factor-oracle", manifest.loader_args.get("backend", manifest.name),
+                              weights=_backend_weights(manifest, model_dir), device=device)
+    else:
+        loaded = LOADERS.get(manifest.loader)(manifest, device=device)
     return [KnownAnswerGates(spec, factor_measure(loaded, digest=m.digest))]
 
 
