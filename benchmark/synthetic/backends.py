@@ -84,7 +84,16 @@ def _clip_loader(weights: Path | None, device: torch.device, preprocess: str = "
     return OpenClipEmbedder(model, tokenizer, device=device, preprocess=preprocess)
 
 
-def _parser_loader(weights: Path | None, device: torch.device):
+def _parser_loader(weights: Path | None, device: torch.device, input_size: int = IMAGE_SIZE,
+                   normalize: str = "none"):
+    """SC's preprocessing options must say what the segmenter does: native 64², no ImageNet normalisation (it
+    scales uint8 to [-1, 1] itself, as in training)."""
+    from benchmark.errors import BenchError
+
+    if input_size != IMAGE_SIZE or normalize != "none":
+        raise BenchError(f"the synthetic segmenter parses at {IMAGE_SIZE}² without ImageNet normalisation; got "
+                         f"input_size={input_size}, normalize={normalize!r}",
+                         fix=f"set the SC metric's options to {{input_size: {IMAGE_SIZE}, normalize: none}}")
     path, sha = _verified("synthetic-segmenter", weights)
     return SyntheticParser(load_segmenter(path, sha), device)
 

@@ -55,7 +55,7 @@ class PatchCodec:
 
 @dataclass(frozen=True)
 class DdpmTrainConfig:
-    steps: int = 1000
+    steps: int = 600
     batch_size: int = 16
     lr: float = 1.5e-3
     warmup: int = 50

@@ -1,0 +1,118 @@
+"""The synthetic attributes and their t_edit / t_boost, chosen for the shipped DDPM by the authors' rule.
+
+The authors' rule (models.t_select): t_edit = min t with LPIPS(x, P_t) >= 0.33 · cos(E_T(src), E_T(trg)),
+t_boost = min t with LPIPS(x, x_t) >= 1.2. LPIPS's AlexNet weights are not available offline, so the distance is
+an unlearned LPIPS-style distance on the synthetic oracle's trunk (per block: channel-normalised features, squared
+difference, spatial mean; summed over blocks), **calibrated to LPIPS's scale at t = 999**: it is multiplied by
+LPIPS_auth(999) / D(999), where LPIPS_auth is the authors' CelebA-HQ curve (x0_t: 1.1445, x: 1.3883). So each
+threshold is the same fraction of the distance reached at t = 999 as in the authors' tables. Curves are computed
+on the first 16 test images with a 40-step inversion.
+
+    python -m benchmark.synthetic.attributes      # recompute and write manifests/attributes/synthetic-*.yaml
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.synthetic.captions import NEUTRAL_PROMPT, PROMPTS
+
+AUTHORS_LPIPS_999 = {"x0t": 1.1445063795193586, "x": 1.3882732308737122}  # celeba_LPIPS_distance_*.tsv, t = 999
+CURVE_IMAGES = 16
+CURVE_STEPS = 40
+
+# name -> (target prompt, domain, oracle factor, direction, description)
+ATTRIBUTES = {
+    "smiling": (PROMPTS["smiling"], "in-domain", "mouth_curvature", "increase", "Make the face smile."),
+    "sad": (PROMPTS["sad"], "in-domain", "mouth_curvature", "decrease", "Make the face sad (mouth corners down)."),
+    "tanned": (PROMPTS["tanned"], "in-domain", "tan", "increase", "Darken (tan) the skin."),
+    "zombie": (PROMPTS["zombie"], "unseen", "green", "increase",
+               "Turn the skin green: a colour the DDPM never saw (its training renders exclude green skin) but the "
+               "CLIP did (its captions name 'green zombie' faces)."),
+}
+
+
+def oracle_distance(oracle):
+    """An unlearned LPIPS-style distance on the oracle's trunk: pixels in [-1, 1] -> one value per image."""
+
+    def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(a.shape[0])
+        fa, fb = a, b
+        for block in oracle.trunk:
+            fa, fb = block(fa), block(fb)
+            na, nb = F.normalize(fa, dim=1), F.normalize(fb, dim=1)
+            total += ((na - nb) ** 2).sum(1).mean((1, 2)).cpu()
+        return total
+
+    return distance
+
+
+def choose_times(model, oracle, clip_model, tokenizer, images) -> dict:
+    """Curves on `images` (uint8) and the chosen t_edit per attribute and t_boost, with the calibration."""
+    from benchmark.images import from_uint8
+    from models.t_select import compute_lpips_curves, select_t_boost, select_t_edit
+
+    curves = compute_lpips_curves(model, from_uint8(images), n_steps=CURVE_STEPS, distance=oracle_distance(oracle))
+    scale_x0t = AUTHORS_LPIPS_999["x0t"] / curves.x0t[max(curves.x0t)]
+    scale_x = AUTHORS_LPIPS_999["x"] / curves.x[max(curves.x)]
+    x0t = {t: v * scale_x0t for t, v in curves.x0t.items()}
+    x = {t: v * scale_x for t, v in curves.x.items()}
+    out = {"t_boost": select_t_boost(x), "attributes": {}, "curves": {"x0t": x0t, "x": x},
+           "calibration": {"x0t": scale_x0t, "x": scale_x}}
+    with torch.no_grad():
+        for name, (target, *_rest) in ATTRIBUTES.items():
+            t = F.normalize(clip_model.encode_text(tokenizer([NEUTRAL_PROMPT, target])).float(), dim=-1)
+            cos = float(t[0] @ t[1])
+            out["attributes"][name] = {"text_cosine": cos, "t_edit": select_t_edit(x0t, cos)}
+    return out
+
+
+def attribute_doc(name: str, t_edit: int, t_boost: int, cos: float) -> dict:
+    target, domain, factor, direction, description = ATTRIBUTES[name]
+    return {
+        "schema_version": 1, "kind": "attribute", "name": f"synthetic-{name}", "version": 1,
+        "description": f"{description} (synthetic world; the oracle measures it as `{factor}`, {direction}).",
+        "source_prompt": NEUTRAL_PROMPT, "target_prompt": target, "domain": domain,
+        "t_edit": t_edit, "t_boost": min(t_boost, t_edit), "lambda_clip": 0.8, "lambda_recon": 3.0,
+        "lambda_recon_times_text_cosine": True,
+        "provenance": (f"Prompts from the caption vocabulary (benchmark/synthetic/captions.py). t_edit and t_boost by "
+                       f"the authors' rule on the shipped synthetic-ddpm@1 with the synthetic CLIP's text cosine "
+                       f"{cos:.4f}, but with an unlearned LPIPS-style distance on the synthetic oracle's trunk "
+                       "calibrated to LPIPS's scale at t = 999 instead of LPIPS-AlexNet (not available offline); "
+                       "see benchmark/synthetic/attributes.py, which wrote this file. lambda_clip 0.8 and "
+                       "lambda_recon 3 as the paper's in-domain CelebA settings."),
+    }
+
+
+def main() -> int:
+    import yaml
+
+    from benchmark.atomic import write_json, write_text
+    from benchmark.data import load_dataset
+    from benchmark.manifests import load_manifest, manifest_from_dict
+    from benchmark.paths import REPO_ROOT, RESULTS_DIR, manifests_dir
+    from benchmark.synthetic.weights import load_clip, load_ddpm, load_oracle, shipped_file
+
+    torch.set_num_threads(1)
+    model = load_ddpm(*shipped_file("synthetic-ddpm"))
+    oracle = load_oracle(*shipped_file("synthetic-oracle"))
+    clip_model, tokenizer = load_clip(*shipped_file("synthetic-clip"))
+    manifest = load_manifest(manifests_dir() / "datasets" / "synthetic-test-first100.yaml").manifest
+    images = load_dataset(manifest, REPO_ROOT, limit=CURVE_IMAGES, record=False).images
+    chosen = choose_times(model, oracle, clip_model, tokenizer, images)
+    for name, info in chosen["attributes"].items():
+        doc = attribute_doc(name, info["t_edit"], chosen["t_boost"], info["text_cosine"])
+        path = manifests_dir() / "attributes" / f"synthetic-{name}.yaml"
+        manifest_from_dict(doc, path)
+        write_text(path, "# Written by `python -m benchmark.synthetic.attributes`; do not edit by hand.\n"
+                   + yaml.safe_dump(doc, sort_keys=False, width=110))
+    write_json(RESULTS_DIR / "synthetic-world" / "t_select.json", chosen)
+    print({k: v for k, v in chosen.items() if k != "curves"}, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
