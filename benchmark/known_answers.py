@@ -410,11 +410,11 @@ def _linearity_r2(ctx: Context, check) -> Outcome:
 
 @CHECKS.register("homogeneity")
 def _homogeneity(ctx: Context, check) -> Outcome:
-    """Mean pairwise cosine, across images, of the edit's direction: `on` = factor (oracle shift, each factor
-    over its range), pixel, or delta_h (the f_t's Δh over the edit's timesteps)."""
-    on = check.options.get("on", "factor")
+    """Mean pairwise cosine, across images, of the edit's direction in option `space`: factor (the oracle
+    shift, each factor over its range), pixel, or delta_h (the f_t's Δh over the edit's timesteps)."""
+    space = check.options.get("space", "factor")
     data = ctx.consistency(check.attribute).output.data
-    return Outcome(f"homogeneity_{on}", check.attribute, from_dict(data["homogeneity"][on]))
+    return Outcome(f"homogeneity_{space}", check.attribute, from_dict(data["homogeneity"][space]))
 
 
 @CHECKS.register("timestep_consistency")

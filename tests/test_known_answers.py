@@ -44,7 +44,7 @@ SPEC = {
         {"check": "non_target_shift", "attribute": "smiling", "band": _band(upper=10.0)},
         {"check": "linearity_r2", "attribute": "smiling", "band": _band(lower=-1e9)},
         {"check": "linearity_monotone", "attribute": "smiling", "band": _band(lower=0.0, gate=False)},
-        {"check": "homogeneity", "attribute": "smiling", "options": {"on": "pixel"}, "band": _band(lower=-1.0)},
+        {"check": "homogeneity", "attribute": "smiling", "options": {"space": "pixel"}, "band": _band(lower=-1.0)},
         {"check": "timestep_consistency", "attribute": "smiling", "options": {"variant": "global"},
          "band": _band(upper=1e9)},
         {"check": "combination_additivity", "band": _band(upper=1e9)},
