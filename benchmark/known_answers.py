@@ -123,6 +123,7 @@ class Context:
     _units: dict[str, CacheEntry] = field(default_factory=dict)
     _fts: dict[str, Any] = field(default_factory=dict)
     _contexts: dict[tuple, hp.EditContext] = field(default_factory=dict)
+    _measured: dict[Any, np.ndarray] = field(default_factory=dict)
 
     # -- what the run already has -------------------------------------------------------------------------------
     @property
@@ -351,7 +352,12 @@ def _zero_delta_exact(ctx: Context, check) -> Outcome:
 
 def _shifts(ctx: Context, attribute: str) -> np.ndarray:
     """Per image and factor, the edit's change relative to the DDIM reconstruction (all test images)."""
-    return ctx.measure_np(from_uint8(ctx.edits(attribute))) - ctx.measure_np(from_uint8(ctx.reconstructions()))
+    key = ("shift", attribute)
+    if key not in ctx._measured:
+        if "reconstruction" not in ctx._measured:
+            ctx._measured["reconstruction"] = ctx.measure_np(from_uint8(ctx.reconstructions()))
+        ctx._measured[key] = ctx.measure_np(from_uint8(ctx.edits(attribute))) - ctx._measured["reconstruction"]
+    return ctx._measured[key]
 
 
 @CHECKS.register("target_shift")
