@@ -234,9 +234,11 @@ def test_oracles_are_accurate_on_held_out_renders():
     images, masks = render_batch(factors)
     oracle = load_oracle(*shipped_file("synthetic-oracle"))
     acc = factor_accuracy(oracle, images, factors)
+    # held-out R² on 300 renders is 0.83 (tan) ... 0.93 (docs/synthetic.md); 0.75 leaves room for 24-render noise
+    # while still failing an oracle that does not measure the edit factors
     for name in ("mouth_curvature", "tan", "green"):
-        assert acc[name]["r2"] > 0.8, (name, acc[name])
+        assert acc[name]["r2"] > 0.75, (name, acc[name])
     ident = identity_accuracy(oracle, images, torch.arange(8).repeat_interleave(3))
     assert ident["gap"] > 0.2, ident
     seg = segmenter_accuracy(load_segmenter(*shipped_file("synthetic-segmenter")), images, masks)
-    assert seg["pixel_accuracy"] > 0.9 and seg["miou"] > 0.6, seg
+    assert seg["pixel_accuracy"] > 0.95 and seg["miou"] > 0.6, seg  # held out: 0.989 and 0.75 (brows are missed)
