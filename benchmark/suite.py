@@ -108,6 +108,9 @@ def known_metric_names() -> list[str] | None:
         import metrics
     except ImportError:
         return None
+    from benchmark.loaders import load_plugins
+
+    load_plugins()  # plugin packages (the synthetic world) register their own metrics
     return metrics.METRICS.names()
 
 

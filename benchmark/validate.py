@@ -127,6 +127,10 @@ def _check_dataset(report: ValidationReport, ds, root, distribution, lock, verif
                    "file (docs/data.md)",
                    "with the StyleMapGAN raw images, run `python scripts/make_celebahq_manifests.py --raw PATH` to "
                    "pin it, or let the first run lock it", severity="warning")
+    if root is None and any(d == "in-repo" for d in m.distributions):
+        from benchmark.paths import REPO_ROOT
+
+        root = REPO_ROOT  # shipped with the code (the synthetic world's splits), as `run` finds it
     if root is None:
         report.add("data-missing", subject, "no data folder was given",
                    f"pass {flag} PATH (a folder, zip or LMDB of one of: {', '.join(m.distributions)}; "

@@ -32,7 +32,7 @@ def registry():
 
 def test_every_shipped_manifest_validates(registry):
     assert registry.errors == []
-    assert set(registry.names("suite")) == {"paper-table@1", "official-checkpoints@1"}
+    assert set(registry.names("suite")) == {"paper-table@1", "official-checkpoints@1", "synthetic@1"}
     assert {"smiling@1", "sad@1", "tanned@1", "pixar@1", "neanderthal@1"} <= set(registry.names("attribute"))
     ds = registry.get("dataset", "celebahq-test-first100@1").manifest
     assert ds.count == 100 and ds.image_size == 256 and ds.selection is not None

@@ -226,7 +226,12 @@ def test_clip_sees_every_edit_attribute(pairs):
 
 
 def test_oracles_are_accurate_on_held_out_renders():
-    from benchmark.synthetic.oracle import factor_accuracy, identity_accuracy, person_factors, segmenter_accuracy
+    from benchmark.synthetic.oracle import (
+        factor_accuracy,
+        identity_accuracy,
+        person_factors,
+        segmenter_accuracy,
+    )
     from benchmark.synthetic.renderer import render_batch
     from benchmark.synthetic.weights import load_oracle, load_segmenter, shipped_file
 

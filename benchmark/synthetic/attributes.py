@@ -1,12 +1,18 @@
-"""The synthetic attributes and their t_edit / t_boost, chosen for the shipped DDPM by the authors' rule.
+"""The synthetic attributes and their t_edit / t_boost.
 
 The authors' rule (models.t_select): t_edit = min t with LPIPS(x, P_t) >= 0.33 · cos(E_T(src), E_T(trg)),
-t_boost = min t with LPIPS(x, x_t) >= 1.2. LPIPS's AlexNet weights are not available offline, so the distance is
-an unlearned LPIPS-style distance on the synthetic oracle's trunk (per block: channel-normalised features, squared
-difference, spatial mean; summed over blocks), **calibrated to LPIPS's scale at t = 999**: it is multiplied by
-LPIPS_auth(999) / D(999), where LPIPS_auth is the authors' CelebA-HQ curve (x0_t: 1.1445, x: 1.3883). So each
-threshold is the same fraction of the distance reached at t = 999 as in the authors' tables. Curves are computed
-on the first 16 test images with a 40-step inversion.
+t_boost = min t with LPIPS(x, x_t) >= 1.2.
+
+**Used:** the rule with the authors' own CelebA-HQ LPIPS tables (`celeba_LPIPS_distance_{x0_t,x}.tsv`,
+kwonminki/Asyrp_official utils/, read from the shared fixtures) and the *synthetic* CLIP's text cosine. The
+synthetic DDPM has the same linear schedule, so a given t is the same noise level; the tables' image statistics
+are CelebA's, not this world's (a caveat written into each manifest).
+
+**Tried and rejected:** the rule on curves of this DDPM, with an unlearned LPIPS-style distance on the oracle's
+trunk (LPIPS' AlexNet weights are not available offline) scaled to LPIPS at t = 999. Its P_t distance saturates far
+earlier than LPIPS on CelebA, so every attribute got t_edit = 102 (= t_boost), and a quick run (8 training images,
+4 test images) destroyed the faces. Those curves and choices are still computed and written to
+`results/synthetic-world/t_select.json` as evidence.
 
     python -m benchmark.synthetic.attributes      # recompute and write manifests/attributes/synthetic-*.yaml
 """
@@ -70,6 +76,15 @@ def choose_times(model, oracle, clip_model, tokenizer, images) -> dict:
     return out
 
 
+def authors_rule(cosines: dict[str, float], tables) -> dict:
+    """t_edit per attribute and t_boost from the authors' CelebA-HQ LPIPS tables."""
+    from models.t_select import select_t_boost, select_t_edit
+
+    x0t = tables / "celeba_LPIPS_distance_x0_t.tsv"
+    return {"t_boost": select_t_boost(tables / "celeba_LPIPS_distance_x.tsv"),
+            "t_edit": {name: select_t_edit(x0t, cos) for name, cos in cosines.items()}}
+
+
 def attribute_doc(name: str, t_edit: int, t_boost: int, cos: float) -> dict:
     target, domain, factor, direction, description = ATTRIBUTES[name]
     return {
@@ -79,11 +94,14 @@ def attribute_doc(name: str, t_edit: int, t_boost: int, cos: float) -> dict:
         "t_edit": t_edit, "t_boost": min(t_boost, t_edit), "lambda_clip": 0.8, "lambda_recon": 3.0,
         "lambda_recon_times_text_cosine": True,
         "provenance": (f"Prompts from the caption vocabulary (benchmark/synthetic/captions.py). t_edit and t_boost by "
-                       f"the authors' rule on the shipped synthetic-ddpm@1 with the synthetic CLIP's text cosine "
-                       f"{cos:.4f}, but with an unlearned LPIPS-style distance on the synthetic oracle's trunk "
-                       "calibrated to LPIPS's scale at t = 999 instead of LPIPS-AlexNet (not available offline); "
-                       "see benchmark/synthetic/attributes.py, which wrote this file. lambda_clip 0.8 and "
-                       "lambda_recon 3 as the paper's in-domain CelebA settings."),
+                       "the authors' rule (min t with LPIPS(x, P_t) >= 0.33 cos; min t with LPIPS(x, x_t) >= 1.2) "
+                       "on the authors' CelebA-HQ tables (kwonminki/Asyrp_official@a6c82dc "
+                       "utils/celeba_LPIPS_distance_{x0_t,x}.tsv) with the synthetic CLIP's text cosine "
+                       f"cos(E_T('face'), E_T('{target}')) = {cos:.4f}: same linear schedule as synthetic-ddpm@1, "
+                       "but CelebA's image statistics (LPIPS-AlexNet is not available offline to make this world's "
+                       "own curves; a substitute distance gave t_edit = 102 and destroyed the faces, see "
+                       "benchmark/synthetic/attributes.py, which wrote this file). lambda_clip 0.8 and lambda_recon 3 "
+                       "as the paper's in-domain CelebA settings."),
     }
 
 
@@ -93,7 +111,7 @@ def main() -> int:
     from benchmark.atomic import write_json, write_text
     from benchmark.data import load_dataset
     from benchmark.manifests import load_manifest, manifest_from_dict
-    from benchmark.paths import REPO_ROOT, RESULTS_DIR, manifests_dir
+    from benchmark.paths import REPO_ROOT, RESULTS_DIR, fixtures_dir, manifests_dir
     from benchmark.synthetic.weights import load_clip, load_ddpm, load_oracle, shipped_file
 
     torch.set_num_threads(1)
@@ -102,15 +120,20 @@ def main() -> int:
     clip_model, tokenizer = load_clip(*shipped_file("synthetic-clip"))
     manifest = load_manifest(manifests_dir() / "datasets" / "synthetic-test-first100.yaml").manifest
     images = load_dataset(manifest, REPO_ROOT, limit=CURVE_IMAGES, record=False).images
-    chosen = choose_times(model, oracle, clip_model, tokenizer, images)
-    for name, info in chosen["attributes"].items():
-        doc = attribute_doc(name, info["t_edit"], chosen["t_boost"], info["text_cosine"])
+    rejected = choose_times(model, oracle, clip_model, tokenizer, images)
+    cosines = {name: info["text_cosine"] for name, info in rejected["attributes"].items()}
+    used = authors_rule(cosines, fixtures_dir() / "asyrp_official" / "tables")
+    chosen = {"used": {"rule": "authors' LPIPS tables (CelebA-HQ) with the synthetic CLIP's text cosine",
+                       "text_cosine": cosines, **used},
+              "rejected_substitute_distance": rejected}
+    for name, cos in cosines.items():
+        doc = attribute_doc(name, used["t_edit"][name], used["t_boost"], cos)
         path = manifests_dir() / "attributes" / f"synthetic-{name}.yaml"
         manifest_from_dict(doc, path)
         write_text(path, "# Written by `python -m benchmark.synthetic.attributes`; do not edit by hand.\n"
                    + yaml.safe_dump(doc, sort_keys=False, width=110))
     write_json(RESULTS_DIR / "synthetic-world" / "t_select.json", chosen)
-    print({k: v for k, v in chosen.items() if k != "curves"}, file=sys.stderr)
+    print(chosen["used"], file=sys.stderr)
     return 0
 
 
