@@ -1,4 +1,4 @@
-"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `compare`, `bias`.
+"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `compare`, `bias`, `baseline`.
 
 Results go to stdout (a summary, or JSON with `--json`), progress and logs to stderr. Exit codes: 0 ok, 1 a gate
 failed (with `--gate`), 2 bad input or usage, 130 interrupted. Every `BenchError` is printed as a few lines that
@@ -32,11 +32,13 @@ examples:
   python run_all.py report runs/paper-table/20260101T120000Z-1a2b3c4d
   python run_all.py compare runs/paper-table/A runs/paper-table/B
   python run_all.py bias runs/paper-table/A --by Male Young Pale_Skin --attributes-file list_attr_celeba.txt
+  python run_all.py baseline create --suite synthetic --profile quick --out results/baselines/synthetic-quick.json
+  python run_all.py baseline check runs/synthetic/RUN --baseline results/baselines/synthetic-quick.json
 
 exit codes: 0 ok · 1 a gate failed (with --gate) · 2 bad input or usage · 130 interrupted (rerun to resume)
 """
 
-COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare", "bias")
+COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare", "bias", "baseline")
 DEFAULT_OUT = Path("runs")
 
 
@@ -114,6 +116,21 @@ def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
                            "CelebA-HQ index and the attribute file is keyed by it")
     bias.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     bias.add_argument("--json", action="store_true", help="print the table as JSON")
+    baseline = sub.add_parser("baseline", help="the CI regression baseline: create it from reruns, or check a run")
+    bsub = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=_Parser, required=True)
+    create = bsub.add_parser("create", help="run a suite N times from scratch (no cache) and write its baseline")
+    _suite_arguments(create, required=True)
+    _data_arguments(create)
+    create.add_argument("--runs", type=_positive_int, default=2, help="reruns to measure the spread (default 2)")
+    create.add_argument("--from-runs", nargs="+", type=Path, metavar="DIR",
+                        help="make it from these run folders instead of running")
+    create.add_argument("--device", default="cpu", help="device of the runs (default: %(default)s)")
+    create.add_argument("--out", type=Path, required=True, help="the baseline JSON to write")
+    create.add_argument("--overwrite", action="store_true", help="replace an existing baseline (never silently)")
+    create.add_argument("--runs-dir", type=Path, default=DEFAULT_OUT, help="where the run folders go")
+    check = bsub.add_parser("check", help="exit 1 when a score of the run left its baseline tolerance")
+    check.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (holds results.json)")
+    check.add_argument("--baseline", type=Path, required=True, help="the baseline JSON")
     return parser
 
 
@@ -197,31 +214,12 @@ def _cmd_lock(args: argparse.Namespace) -> int:
 # -- run ----------------------------------------------------------------------------------------------------------
 
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from benchmark.results import check_writable
-    from benchmark.suite import RunRequest, resolve_plan
+    from benchmark.results import load_results
+    from benchmark.suite import RunRequest
 
-    out = args.out.expanduser()
-    check_writable(out)  # before any compute: a result that cannot be written is not worth an hour of GPU
     request = RunRequest(suite=args.suite, attributes=args.attributes, limit=args.limit, device=args.device,
                          profile=args.profile, data=args.data, train_data=args.train_data)
-    plan = resolve_plan(request)
-    if args.limit is not None:
-        logging.getLogger("benchmark").warning(
-            "--limit %d: NOT FOR REPORTING. Only the first %d images are used; the results are marked as such.",
-            args.limit, args.limit)
-    import torch
-
-    from benchmark.cache import StageCache
-    from benchmark.paths import cache_dir
-    from benchmark.pipeline import run_plan
-    from benchmark.results import load_results, package_versions
-    from benchmark.runner import Runner
-
-    device = torch.device(plan.device)
-    # Library versions and the device type change numerics without changing any input: part of every key.
-    runner = Runner(StageCache(cache_dir() / "stages"), fresh=args.fresh,
-                    environment={**package_versions(), "device": device.type})
-    run_dir = run_plan(plan, runner, out, argv=list(argv)).resolve()
+    run_dir = _execute(request, args.out.expanduser(), fresh=args.fresh, argv=argv)
     result = load_results(run_dir)
     if args.json:
         print(json.dumps({"run_dir": str(run_dir), **json.loads(result.model_dump_json())}, indent=2))
@@ -230,6 +228,66 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.gate and result.failed_gates():
         names = ", ".join(g.name for g in result.failed_gates())
         raise GateFailed(f"{len(result.failed_gates())} of {len(result.gates)} gates failed: {names}")
+    return 0
+
+
+def _execute(request, out: Path, *, fresh: bool, argv: Sequence[str]) -> Path:
+    """Resolve, check and run a suite; returns the run folder."""
+    from benchmark.results import check_writable
+    from benchmark.suite import resolve_plan
+
+    check_writable(out)  # before any compute: a result that cannot be written is not worth an hour of GPU
+    plan = resolve_plan(request)
+    if request.limit is not None:
+        logging.getLogger("benchmark").warning(
+            "--limit %d: NOT FOR REPORTING. Only the first %d images are used; the results are marked as such.",
+            request.limit, request.limit)
+    import torch
+
+    from benchmark.cache import StageCache
+    from benchmark.paths import cache_dir
+    from benchmark.pipeline import run_plan
+    from benchmark.results import package_versions
+    from benchmark.runner import Runner
+
+    device = torch.device(plan.device)
+    # Library versions and the device type change numerics without changing any input: part of every key.
+    runner = Runner(StageCache(cache_dir() / "stages"), fresh=fresh,
+                    environment={**package_versions(), "device": device.type})
+    return run_plan(plan, runner, out, argv=list(argv)).resolve()
+
+
+# -- baseline -----------------------------------------------------------------------------------------------------
+
+def _cmd_baseline(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from benchmark import baseline as bl
+
+    if args.baseline_command == "check":
+        from benchmark.results import load_results
+
+        violations = bl.check_against(load_results(args.run_dir), bl.load_baseline(args.baseline))
+        for v in violations:
+            print(f"REGRESSION {v.message()}")
+        if violations:
+            raise GateFailed(f"{len(violations)} score(s) left their baseline tolerance ({args.baseline})")
+        print(f"every score within its tolerance of {args.baseline}")
+        return 0
+    from benchmark.suite import RunRequest
+
+    bl.refuse_existing(args.out, overwrite=args.overwrite)  # before an expensive run, not after
+    if args.from_runs:
+        run_dirs = [d.resolve() for d in args.from_runs]
+    else:
+        request = RunRequest(suite=args.suite, device=args.device, profile=args.profile, data=args.data,
+                             train_data=args.train_data)
+        # --fresh: every rerun recomputes every stage, so the spread is a real rerun spread, not cache hits
+        run_dirs = [_execute(request, args.runs_dir.expanduser(), fresh=True, argv=argv) for _ in range(args.runs)]
+    baseline = bl.make_baseline(bl.results_of(run_dirs), run_names=[d.name for d in run_dirs],
+                                command="python run_all.py " + " ".join(argv))
+    path = bl.write_baseline(args.out, baseline, overwrite=args.overwrite)
+    spread = max((s.spread for per in baseline.scores.values() for s in per.values()), default=0.0)
+    print(f"baseline of {baseline.suite} (profile {baseline.profile}) from {len(run_dirs)} runs -> {path}; "
+          f"reruns bit-identical: {baseline.provenance.bit_identical}; largest spread {spread:.3g}")
     return 0
 
 
@@ -332,6 +390,8 @@ def main(argv: Sequence[str] | None = None, default_command: str | None = None) 
     try:
         if args.command == "run":
             return _cmd_run(args, argv)
+        if args.command == "baseline":
+            return _cmd_baseline(args, argv)
         return {"report": _cmd_report, "compare": _cmd_compare, "ls": _cmd_ls, "validate": _cmd_validate,
                 "fetch": _cmd_fetch, "lock": _cmd_lock, "bias": _cmd_bias}[args.command](args)
     except BenchError as exc:

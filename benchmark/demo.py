@@ -1,6 +1,6 @@
 """`demo`: the whole pipeline in under a minute on a CPU, offline, with nothing to download.
 
-What `python run_all.py` runs until the synthetic world's suite (`synthetic`) exists. Every stage is the real one
+A one-minute look at the pipeline (`run --suite demo`); the default is `synthetic`. Every stage is the real one
 (DDIM inversion, the Asyrp trainer, the asymmetric reverse process, the registered metrics), but the models are
 tiny and **randomly initialised** and the images are generated smooth colour fields, so **its numbers mean nothing**:
 it shows that the machinery works and what a run produces. The output says so, in the results and the report.
@@ -12,7 +12,7 @@ from benchmark.errors import BenchError
 from benchmark.suite import CODE_SUITES, RunRequest, apply_limit, require_packages, select_attributes
 
 DEMO_NOTE = ("DEMO: tiny randomly initialised models on generated images; every number below is meaningless. "
-             "It only shows the pipeline at work. The default suite `synthetic` has not landed in this checkout; "
+             "It only shows the pipeline at work. The default suite is `synthetic` (`python run_all.py`); "
              "for the paper's table see `python run_all.py run --suite paper-table --help`.")
 
 N_TEST, N_TRAIN, SIZE = 6, 4, 32

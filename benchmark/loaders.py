@@ -235,7 +235,27 @@ def plan_from_manifests(name: str, request) -> Any:
         manifest_digests={**resolved.manifest_digests(), "run_config": json_digest(
             {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
         weight_digests=weight_digests, references=references, device=str(device), profile=request.profile,
-        limit=request.limit, notes=notes)
+        limit=request.limit, notes=notes, extra_gates=_known_answer_gates(resolved, device))
+
+
+def _known_answer_gates(resolved, device) -> list:
+    """The suite's known-answer checks as an extra gate, with its factor oracle loaded (docs/manifests.md)."""
+    spec = resolved.suite.known_answers
+    if spec is None:
+        return []
+    from benchmark.known_answers import KnownAnswerGates, factor_measure
+
+    m = resolved.known_answer_measure
+    manifest = m.manifest
+    if manifest.loader == "metric-backend":  # the oracle is a metric back-end of kind factor-oracle
+        from benchmark.fetch import model_dir
+        from metrics.backends import load_backend
+
+        loaded = load_backend("factor-oracle", manifest.loader_args.get("backend", manifest.name),
+                              weights=_backend_weights(manifest, model_dir), device=device)
+    else:
+        loaded = LOADERS.get(manifest.loader)(manifest, device=device)
+    return [KnownAnswerGates(spec, factor_measure(loaded, digest=m.digest))]
 
 
 def _t_select_curves(suite, resolved):

@@ -374,6 +374,70 @@ class Profile(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+class Band(_Strict):
+    """Acceptance band for a result compared with a reference value. `gate: false` = shown, never gated."""
+
+    lower: float | None = None
+    upper: float | None = None
+    gate: bool
+    rationale: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Band:
+        if self.gate and self.lower is None and self.upper is None:
+            raise ValueError("a gating band needs `lower` and/or `upper`")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(f"band lower {self.lower} > upper {self.upper}")
+        return self
+
+
+class KnownAnswerTarget(_Strict):
+    """The factor an attribute should move (a name of the measure's factors) and the sign of the move."""
+
+    factor: str = Field(min_length=1)
+    sign: Literal[1, -1] = 1
+
+
+class KnownAnswerCheck(_Strict):
+    """One known-answer check of a suite: a named computation (`benchmark.known_answers.CHECKS`) and its band.
+
+    The band is set from what the method should achieve, before looking at results, with a rationale; a check
+    whose band has `gate: false` is reported (value, band, reached or not) but never fails a run.
+    """
+
+    check: str = Field(min_length=1)
+    attribute: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    band: Band
+
+
+class KnownAnswers(_Strict):
+    """The synthetic world's equivalent of paper values: checks whose right answer is known in advance.
+
+    `measure` is the model whose loader gives the factor measure (the oracle); `targets` maps each attribute to
+    the factor it should move and the sign it should move it in; the h-space properties are computed on the first
+    `n_images` test images (`figure_images` of them also go into the figures).
+    """
+
+    measure: Ref
+    targets: dict[str, KnownAnswerTarget]
+    n_images: int = Field(ge=2)
+    figure_images: int = Field(default=4, ge=1)
+    linearity_scales: list[float] = Field(default_factory=lambda: [-1.0, -0.5, 0.0, 0.5, 1.0], min_length=3)
+    combination: list[str] | None = Field(default=None, min_length=2, max_length=2)
+    combination_coefficients: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0], min_length=2)
+    t_edit_sweep: list[int] = Field(default_factory=list)
+    checks: list[KnownAnswerCheck] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _targets_known(self) -> KnownAnswers:
+        for name in [*(self.combination or []), *(c.attribute for c in self.checks if c.attribute)]:
+            base = name.split("+")[0]
+            if base not in self.targets and "+" not in name and base != "ddim":
+                raise ValueError(f"known-answer attribute {name!r} has no entry in `targets`")
+        return self
+
+
 class SuiteManifest(_Header):
     kind: Literal["suite"]
     dataset: Ref
@@ -392,6 +456,7 @@ class SuiteManifest(_Header):
     seeds: dict[str, int] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     profiles: dict[str, Profile] = Field(default_factory=dict)
+    known_answers: KnownAnswers | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SuiteManifest:
@@ -410,23 +475,6 @@ class SuiteManifest(_Header):
 
 
 # ---------------------------------------------------------------------------------------------------- paper values
-
-
-class Band(_Strict):
-    """Acceptance band for a result compared with a reference value. `gate: false` = shown, never gated."""
-
-    lower: float | None = None
-    upper: float | None = None
-    gate: bool
-    rationale: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Band:
-        if self.gate and self.lower is None and self.upper is None:
-            raise ValueError("a gating band needs `lower` and/or `upper`")
-        if self.lower is not None and self.upper is not None and self.lower > self.upper:
-            raise ValueError(f"band lower {self.lower} > upper {self.upper}")
-        return self
 
 
 class PaperValue(_Strict):
@@ -662,10 +710,12 @@ class ResolvedSuite:
     ft_checkpoints: dict[str, Resolved]
     metric_backends: dict[str, Resolved]
     paper_values: Resolved | None
+    known_answer_measure: Resolved | None = None  # the factor oracle of the suite's known-answer checks
 
     def models(self) -> dict[str, Resolved]:
         """Every model manifest the suite needs, keyed by `name@version` (deduplicated)."""
-        found = [self.base_model, self.clip_loss_model, *self.ft_checkpoints.values(), *self.metric_backends.values()]
+        found = [self.base_model, self.clip_loss_model, *self.ft_checkpoints.values(), *self.metric_backends.values(),
+                 self.known_answer_measure]
         return {r.ref: r for r in found if r is not None}
 
     def manifest_digests(self) -> dict[str, str]:
@@ -765,10 +815,11 @@ def resolve_suite(ref: str, *, profile: str | None = None, registry: ManifestReg
         if r is not None:
             backends[m.key] = r
     paper_values = get("paper_values", suite.paper_values)
+    measure = get("model", suite.known_answers.measure) if suite.known_answers else None
     resolved = ResolvedSuite(ref=suite.ref, profile=profile, digest=digest, suite=suite, dataset=dataset,
                              train_dataset=train_dataset, base_model=base_model, clip_loss_model=clip_model,
                              attributes=attributes, ft_checkpoints=ft_checkpoints, metric_backends=backends,
-                             paper_values=paper_values)
+                             paper_values=paper_values, known_answer_measure=measure)
     if problems:
         raise ResolutionErrors(suite.ref, problems, partial=resolved)
     return resolved

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from benchmark.atomic import atomic_path
+from benchmark.atomic import atomic_path, write_json
 from benchmark.cache import CacheEntry
 from benchmark.feature_sets import write_feature_sets
 from benchmark.gates import evaluate_gates
@@ -24,6 +24,7 @@ from benchmark.report import build_report
 from benchmark.results import (
     Aggregate,
     MetricValue,
+    ReferenceValue,
     RunFolder,
     RunInfo,
     RunResult,
@@ -46,6 +47,8 @@ from benchmark.stages.train import train_attribute
 
 log = logging.getLogger("benchmark.pipeline")
 
+PROPERTIES_FILE = "properties.json"  # figure data of a suite's known-answer checks (h-space properties)
+
 
 @dataclass
 class RunState:
@@ -59,6 +62,9 @@ class RunState:
     edits: dict[str, CacheEntry] = field(default_factory=dict)
     measures: dict[tuple[str, str], CacheEntry] = field(default_factory=dict)
     metrics: dict[str, dict[str, MetricValue]] = field(default_factory=dict)
+    references: list[ReferenceValue] = field(default_factory=list)  # added by extra gates (known answers)
+    properties: dict[str, Any] = field(default_factory=dict)  # figure data of extra gates: curves and grids
+    notes: list[str] = field(default_factory=list)  # added by extra gates (e.g. an ungated known answer)
 
 
 def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
@@ -166,6 +172,26 @@ def save_grid_images(state: RunState, folder: Path) -> dict[str, dict[str, str]]
     return grid
 
 
+def save_properties(state: RunState, folder: Path) -> None:
+    """`properties.json` (curves with CIs) and one PNG per cell of each property grid, for the report."""
+    if not state.properties:
+        return
+    grids = {}
+    for name, grid in state.properties.get("grids", {}).items():
+        images = grid["images"]  # rows × cols × 3 × H × W, uint8
+        cells = []
+        for i in range(images.shape[0]):
+            row = []
+            for j in range(images.shape[1]):
+                rel = Path("images") / "properties" / _safe_name(name) / f"r{i}_c{j}.png"
+                _save_png(folder / rel, images[i, j])
+                row.append(rel.as_posix())
+            cells.append(row)
+        grids[name] = {"title": grid["title"], "rows": list(grid["rows"]), "cols": list(grid["cols"]),
+                       "cells": cells}
+    write_json(folder / PROPERTIES_FILE, {"curves": state.properties.get("curves", {}), "grids": grids})
+
+
 def _safe_name(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
 
@@ -195,13 +221,14 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
                         started_at=started, ended_at=ended, argv=list(argv), profile=plan.profile, limit=plan.limit,
                         attributes=[a.ref for a in plan.attributes],
                         cache={k: {"hits": s.hits, "misses": s.misses} for k, s in runner.stats.items()},
-                        notes=list(plan.notes)),
+                        notes=[*plan.notes, *state.notes]),
             metrics=state.metrics, gates=gates, attributes=attribute_infos(plan),
-            references=list(plan.references), grid_images=grid)
+            references=[*plan.references, *state.references], grid_images=grid)
 
     with RunFolder(final) as folder:
         grid = save_grid_images(state, folder.staging)
         write_feature_sets(folder.staging, [it.id for it in plan.images], feature_sets(state))
+        save_properties(state, folder.staging)
         write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))
         histories = training_histories(state)
         if histories:

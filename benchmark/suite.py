@@ -1,8 +1,8 @@
 """From a suite name to a `SuitePlan`: the one place that turns manifests (or a suite defined in code) into the
 objects the stages run on.
 
-Suites defined in code (`CODE_SUITES`) are for what cannot be a manifest yet: the demo that `python run_all.py`
-runs until the synthetic world's suite exists. Every other suite comes from `manifests/suites/`.
+Suites defined in code (`CODE_SUITES`) are for what cannot be a manifest yet: the demo (`run --suite demo`; a bare
+`python run_all.py` runs `synthetic`). Every other suite comes from `manifests/suites/`.
 """
 
 from __future__ import annotations

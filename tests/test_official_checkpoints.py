@@ -66,12 +66,12 @@ def test_released_f_t_loads_through_the_train_stage_and_edits_like_the_core(setu
     x_T = inversions[0].output.tensors["x_T"]
     schedule = models.EditSchedule(n_steps=4, t_edit=513, t_boost=167, delta_scale=1.0, n_train_steps=4)
     direct = models.generate(model, x_T, [(released, 1.0)], schedule,
-                             engine._noise_generators([it.id for it in items])).images
+                             engine.noise_generators([it.id for it in items])).images
     from benchmark.images import to_uint8
 
     assert torch.equal(edit.output.tensors["edited"], to_uint8(direct))
     # And the released f_t changes the image (Δh ≠ 0), unlike a plain reverse process with the same noise.
-    plain = models.generate(model, x_T, [], schedule, engine._noise_generators([it.id for it in items])).images
+    plain = models.generate(model, x_T, [], schedule, engine.noise_generators([it.id for it in items])).images
     assert (to_uint8(plain).int() - edit.output.tensors["edited"].int()).abs().max() > 0
     # Cached: a second pass reads both entries back.
     again = train_attribute(runner, engine, attrs["smiling"], [], [])

@@ -9,6 +9,7 @@ staging folder and swapped in, so a crash never leaves half a report.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 from collections import defaultdict
@@ -92,6 +93,7 @@ def _figures(result: RunResult, rows: list[dict], run_dir: Path, folder: Path) -
         ablation = any(split_arm(k)[1] for k in training)
         group = (lambda k: (split_arm(k)[0], split_arm(k)[1] or k)) if ablation else (lambda k: ("f_t", k))
         written.append(figures.loss_curves(training, folder / "loss_curves.png", group=group))
+    written += _property_figures(run_dir, folder)
     frame = pd.DataFrame(rows)
     if not frame.empty:
         for metric, sub in frame.groupby("metric", sort=False):
@@ -101,6 +103,58 @@ def _figures(result: RunResult, rows: list[dict], run_dir: Path, folder: Path) -
             direction = next((m[metric].direction for m in result.metrics.values() if metric in m), "higher")
             written.append(figures.metric_distribution(metric, per_attr, folder / f"distribution_{metric}.png",
                                                        direction=direction, mean_ci=mean_ci))
+    return written
+
+
+PROPERTIES_FILE = "properties.json"  # written by benchmark.pipeline.save_properties
+
+
+def _ci(d: dict) -> tuple[float, float | None, float | None]:
+    return d["mean"], d.get("ci_low"), d.get("ci_high")
+
+
+def _property_figures(run_dir: Path, folder: Path) -> list[Path]:
+    """Figures of the h-space properties (a suite with known answers): image grids, response curves with CI
+    bands (linearity, t_edit sweep) and bars (timestep consistency, homogeneity)."""
+    path = run_dir / PROPERTIES_FILE
+    if not path.is_file():
+        return []
+    props = json.loads(path.read_text(encoding="utf-8"))
+    written = []
+    for name, grid in props.get("grids", {}).items():
+        images = {(r, c): _read_png(run_dir / grid["cells"][i][j])
+                  for i, r in enumerate(grid["rows"]) for j, c in enumerate(grid["cols"])}
+        written.append(figures.edit_grid(grid["rows"], grid["cols"], images, folder / f"property_{name}.png",
+                                         title=grid["title"]))
+    curves = props.get("curves", {})
+    linear = {k.split("/", 1)[1]: v for k, v in curves.items() if k.startswith("linearity/")}
+    if linear:
+        data = {f"{a} ({v['factor']})": (v["scales"], *zip(*(_ci(m) for m in v["mean_curve"]), strict=True))
+                for a, v in linear.items()}
+        written.append(figures.response_curves(
+            data, folder / "property_linearity_curves.png", xlabel="Δh scale",
+            ylabel="oracle shift of the target factor", untrained=(min(min(v["scales"]) for v in linear.values()), 0),
+            title="Linearity: mean response over Δh scale (95% CI)"))
+    sweep = {k.split("/", 1)[1]: v for k, v in curves.items() if k.startswith("t_edit_sweep/")}
+    if sweep:
+        data = {f"{a} ({v['factor']})": (v["t_edit"], *zip(*(_ci(m) for m in v["shift"]), strict=True))
+                for a, v in sweep.items()}
+        written.append(figures.response_curves(
+            data, folder / "property_t_edit_sweep.png", xlabel="t_edit (Δh applied for t ≥ t_edit)",
+            ylabel="oracle shift of the target factor",
+            vlines={f"{a} ({v['factor']})": v["trained_t_edit"] for a, v in sweep.items()},
+            title="t_edit sweep (dotted: the t_edit f_t was trained with)"))
+    consistency = {k.split("/", 1)[1]: v for k, v in curves.items() if k.startswith("consistency/")}
+    if consistency:
+        for score, label, ref in (("relative_distance", "‖x_variant − x_Δh_t‖ / ‖x_Δh_t − x_0‖", 0.0),
+                                  ("shift_ratio", "target shift, variant / Δh_t", 1.0)):
+            groups = {a: {var: _ci(s[score]) for var, s in v["scores"].items()} for a, v in consistency.items()}
+            written.append(figures.score_bars(groups, folder / f"property_consistency_{score}.png", ylabel=label,
+                                              reference=ref, title=f"Timestep consistency: {score} (95% CI)"))
+        groups = {a: {on: _ci(d) for on, d in v["homogeneity"].items()} for a, v in consistency.items()}
+        written.append(figures.score_bars(groups, folder / "property_homogeneity.png", reference=1.0,
+                                          ylabel="mean pairwise cosine", title="Homogeneity of the edit direction "
+                                                                               "across images (95% CI)"))
     return written
 
 
@@ -126,7 +180,23 @@ def _caption(path: Path) -> str:
     if stem == "loss_curves":
         return ("Training loss of each f_t: mean over the timesteps of each rollout (thin) and its running mean "
                 "over 10 rollouts (bold).")
+    if stem.startswith("property_"):
+        return PROPERTY_CAPTIONS.get(stem, f"h-space property: {stem.removeprefix('property_')}.")
     return f"Per-image distribution of {stem.removeprefix('distribution_')} per attribute."
+
+
+PROPERTY_CAPTIONS = {
+    "property_linearity_curves": "Linearity: the oracle's target factor against the Δh scale (mean over images, "
+                                 "95% bootstrap CI). Negative scales were never trained.",
+    "property_t_edit_sweep": "The edit's effect on the target factor when Δh is applied from t_edit on.",
+    "property_consistency_relative_distance": "Timestep consistency: distance of each replacement of Δh_t "
+                                              "(its mean over t, its mean over images, a trained global Δh) "
+                                              "from the Δh_t edit, relative to the edit's own size.",
+    "property_consistency_shift_ratio": "Timestep consistency: the replacement's target-factor shift over the "
+                                        "Δh_t edit's (1 = the same effect).",
+    "property_homogeneity": "Homogeneity: mean pairwise cosine of the edit's direction across images, in oracle "
+                            "factors, pixels and h.",
+}
 
 
 def _html(result: RunResult, tables: list[MetricTable], figure_files: list[Path], path: Path) -> None:

@@ -115,3 +115,59 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence]], path: Path, *,
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def response_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence, Sequence]], path: Path,
+                    *, xlabel: str, ylabel: str, title: str = "", vlines: Mapping[str, float] | None = None,
+                    untrained: tuple[float, float] | None = None) -> Path:
+    """Mean response with its 95% CI as a band, one line per label (`curves[label] = (x, mean, low, high)`;
+    a None CI end is not drawn). `untrained` shades an x range the f_t never saw (e.g. negative Δh scales)."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    if untrained is not None:
+        ax.axvspan(*untrained, color="0.92", zorder=0, label="never trained")
+    for i, (label, (x, mean, low, high)) in enumerate(curves.items()):
+        color = f"C{i}"
+        ax.plot(x, mean, marker="o", ms=3.5, color=color, label=label)
+        if all(v is not None for v in (*low, *high)):
+            ax.fill_between(x, low, high, color=color, alpha=0.2, linewidths=0)
+        if vlines and label in vlines:
+            ax.axvline(vlines[label], color=color, ls=":", lw=1)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    return _save(fig, path)
+
+
+def score_bars(groups: Mapping[str, Mapping[str, tuple[float, float | None, float | None]]], path: Path, *,
+               ylabel: str, title: str = "", reference: float | None = None) -> Path:
+    """Grouped bars with 95% CI whiskers: `groups[group][bar] = (mean, low, high)`; `reference` draws a line
+    (e.g. 1 = the same effect, 0 = none)."""
+    names = list(groups)
+    bars = list(dict.fromkeys(b for g in groups.values() for b in g))
+    width = 0.8 / max(len(bars), 1)
+    fig, ax = plt.subplots(figsize=(1.4 + 1.3 * len(names) * max(1, len(bars) / 2), 3.2))
+    for j, bar in enumerate(bars):
+        xs, means, errs = [], [], [[], []]
+        for i, g in enumerate(names):
+            if bar not in groups[g]:
+                continue
+            mean, low, high = groups[g][bar]
+            xs.append(i + (j - (len(bars) - 1) / 2) * width)
+            means.append(mean)
+            errs[0].append(0 if low is None else mean - low)
+            errs[1].append(0 if high is None else high - mean)
+        ax.bar(xs, means, width=width * 0.9, yerr=errs, capsize=2, color=f"C{j}", label=bar)
+    if reference is not None:
+        ax.axhline(reference, color="0.3", ls="--", lw=0.8)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    return _save(fig, path)

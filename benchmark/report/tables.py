@@ -25,6 +25,7 @@ SDIR_CAVEAT = (
     "column is not directly comparable with either (asyrp-reference.md §10; docs/metrics.md)."
 )
 NOT_REPORTED = "not reported"
+KNOWN_ANSWER = "known-answer"  # the column of the synthetic world's known-answer bands (benchmark.known_answers)
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,11 @@ def _reference_lookup(refs: list[ReferenceValue]) -> dict[tuple[str, str, str], 
 
 def _columns(result: RunResult, metric: str) -> list[str]:
     """Reference columns: the paper and the reproduction study always (a missing one reads "—"), then any
-    other reference (e.g. a committed baseline)."""
+    other reference (e.g. a committed baseline). A known answer has a band but no value: it gets no column,
+    only its band and verdict; a metric that only known answers refer to gets no reference columns at all."""
     seen = {r.column for r in result.references if r.metric == metric}
+    if seen == {KNOWN_ANSWER}:
+        return [KNOWN_ANSWER]
     return list(REFERENCE_COLUMNS) + sorted(seen - set(REFERENCE_COLUMNS))
 
 
@@ -75,13 +79,15 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
         for col in columns:
             ref = lookup.get((metric, attr, col))
             label = REFERENCE_COLUMNS.get(col, col)
+            if ref is not None and ref.band is not None:
+                banded.append(ref)
+            if col == KNOWN_ANSWER:
+                continue
             num[col] = ref.value if ref else None
             if ref is not None and ref.variant:
                 num[f"{col}_variant"] = ref.variant
             disp[label] = (NOT_REPORTED if ref is not None and ref.value is None
                            else _fmt(ref.value if ref else None))
-            if ref is not None and ref.band is not None:
-                banded.append(ref)
         num.update(mean=mv.mean, ci_low=mv.ci_low, ci_high=mv.ci_high, n=mv.n)
         disp[f"This run {arrow}"] = f"{_fmt(mv.mean)} [{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]"
         for var in variants:

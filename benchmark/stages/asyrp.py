@@ -156,24 +156,36 @@ class AsyrpEngine:
         return {k: v.detach().cpu() for k, v in block.state_dict().items()}
 
     # -- edit ----------------------------------------------------------------------------------------------------
-    def _noise_generators(self, ids: list[str]) -> list[torch.Generator]:
+    def noise_generators(self, ids: list[str]) -> list[torch.Generator]:
         """One generator per image, seeded from the image id, so an image's η = 1 noise does not depend on which
         images share its batch or on `--limit`."""
         base = int(self.seeds.get("boost_noise", 0))
         return [generator(int(sha256_bytes(f"{base}:{i}".encode())[:12], 16), self.model.device) for i in ids]
 
+    def load_ft(self, ft_state: Mapping[str, torch.Tensor], attribute: AttributePlan | None = None,
+                ) -> torch.nn.Module:
+        """The f_t of this attribute (its ablation arm's, else the engine's) with the given weights, on the model's
+        device, in eval mode."""
+        ft = self._new_ft(attribute).to(self.model.device)
+        ft.load_state_dict({k: v.to(self.model.device) for k, v in ft_state.items()}, strict=True)
+        return ft.eval()
+
+    def schedule(self, attribute: AttributePlan, delta_h_scale: float = 1.0):
+        """The attribute's test-time schedule (t_edit, t_boost, the n_train/n_test Δh scaling)."""
+        import models
+
+        a = attribute.settings
+        return models.EditSchedule(n_steps=self.steps.n_test, t0=self.steps.t0, t_edit=int(a["t_edit"]),
+                                   t_boost=int(a["t_boost"]), delta_scale=delta_h_scale,
+                                   n_train_steps=self.steps.n_train)
+
     def edit(self, attribute: AttributePlan, ft_state: Mapping[str, torch.Tensor], x_T: torch.Tensor, *,
              delta_h_scale: float = 1.0, ids: list[str] | None = None) -> torch.Tensor:
         import models
 
-        ft = self._new_ft(attribute).to(self.model.device)
-        ft.load_state_dict(dict(ft_state), strict=True)
-        ft.eval()
-        a = attribute.settings
-        schedule = models.EditSchedule(n_steps=self.steps.n_test, t0=self.steps.t0, t_edit=int(a["t_edit"]),
-                                       t_boost=int(a["t_boost"]), delta_scale=delta_h_scale,
-                                       n_train_steps=self.steps.n_train)
+        ft = self.load_ft(ft_state, attribute)
+        schedule = self.schedule(attribute, delta_h_scale)
         ids = ids or [str(i) for i in range(x_T.shape[0])]
-        out = models.generate(self.model, x_T, [(ft, 1.0)], schedule, self._noise_generators(ids),
+        out = models.generate(self.model, x_T, [(ft, 1.0)], schedule, self.noise_generators(ids),
                               progress=self.progress)
         return out.images

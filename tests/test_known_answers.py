@@ -1,0 +1,180 @@
+"""Known-answer checks wired through a real run (the demo's tiny random models) with a hand-checkable measure:
+values land in results, references, gates and the report; an impossible band fails the run's gate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.cache import StageCache
+from benchmark.known_answers import CHECKS, CallableMeasure, KnownAnswerGates
+from benchmark.manifests import KnownAnswers
+from benchmark.pipeline import PROPERTIES_FILE, run_plan
+from benchmark.results import load_results
+from benchmark.runner import Runner
+from benchmark.suite import RunRequest
+
+pytest.importorskip("models")
+pytest.importorskip("metrics")
+
+
+def _mean_colour(pixels: torch.Tensor) -> torch.Tensor:
+    return pixels.mean(dim=(2, 3))
+
+
+MEASURE = CallableMeasure(_mean_colour, ("red", "green", "blue"), {"red": (-1.0, 1.0), "green": (-1.0, 1.0),
+                                                                  "blue": (-1.0, 1.0)}, "mean-colour")
+
+
+def _band(lower=None, upper=None, gate=True):
+    return {"lower": lower, "upper": upper, "gate": gate, "rationale": "test"}
+
+
+SPEC = {
+    "measure": "unused@1", "n_images": 3, "figure_images": 2,
+    "targets": {"smiling": {"factor": "red"}, "pixar": {"factor": "blue", "sign": -1}},
+    "combination": ["smiling", "pixar"], "combination_coefficients": [0.0, 1.0], "t_edit_sweep": [500, 300],
+    "checks": [
+        {"check": "reconstruction_psnr", "band": _band(lower=-1000.0)},
+        {"check": "zero_delta_exact", "band": _band(upper=1e-6)},
+        {"check": "target_shift", "attribute": "smiling", "band": _band(lower=1e9)},  # impossible: must fail
+        {"check": "non_target_shift", "attribute": "smiling", "band": _band(upper=10.0)},
+        {"check": "linearity_r2", "attribute": "smiling", "band": _band(lower=-1e9)},
+        {"check": "linearity_monotone", "attribute": "smiling", "band": _band(lower=0.0, gate=False)},
+        {"check": "homogeneity", "attribute": "smiling", "options": {"space": "pixel"}, "band": _band(lower=-1.0)},
+        {"check": "timestep_consistency", "attribute": "smiling", "options": {"variant": "global"},
+         "band": _band(upper=1e9)},
+        {"check": "combination_additivity", "band": _band(upper=1e9)},
+        {"check": "sdir_ci_low", "attribute": "smiling", "band": _band(lower=-1.0)},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    torch.set_num_threads(1)
+    from benchmark.demo import build_demo
+
+    tmp = tmp_path_factory.mktemp("ka")
+    plan = build_demo(RunRequest(suite="demo"))
+    plan.extra_gates = [KnownAnswerGates(KnownAnswers(**SPEC), MEASURE)]
+    runner = Runner(StageCache(tmp / "cache"), progress=False)
+    run_dir = run_plan(plan, runner, tmp / "runs")
+    return plan, runner, run_dir, load_results(run_dir)
+
+
+def test_every_check_is_registered_and_reported(run):
+    plan, _, _, result = run
+    assert {c["check"] for c in SPEC["checks"]} <= set(CHECKS.names())
+    keys = {(a, k) for a, per in result.metrics.items() for k, v in per.items()
+            if v.spec.get("metric", "").startswith("known-answer:")}
+    assert keys == {("ddim", "recon_psnr_db"), ("ddim", "zero_delta_max_abs"), ("smiling", "target_shift"),
+                    ("smiling", "non_target_shift"), ("smiling", "linearity_r2"), ("smiling", "linearity_monotone"),
+                    ("smiling", "homogeneity_pixel"), ("smiling", "consistency_global_relative_distance"),
+                    ("smiling+pixar", "combination_additivity_error"), ("smiling", "sdir_ci_low")}
+    gates = {g.name: g for g in result.gates}
+    assert not gates["target_shift/smiling vs known-answer"].passed  # the impossible band fails
+    assert gates["zero_delta_max_abs/ddim vs known-answer"].passed  # Δh = 0 is plain DDIM
+    assert "linearity_monotone/smiling vs known-answer" not in gates  # not gated: a note instead
+    assert any("linearity_monotone/smiling (not gated)" in n for n in result.run.notes)
+    assert all(r.column == "known-answer" for r in result.references)
+
+
+def test_values_match_independent_computations(run):
+    """PSNR (numpy formula, not skimage) and the target shift, recomputed from a fresh inversion and edit."""
+    from benchmark.images import from_uint8, to_uint8
+
+    plan, runner, _, result = run
+    engine = plan.engine
+    x0 = torch.stack([it.pixels for it in plan.images])
+    with torch.no_grad():
+        inv = engine.invert(from_uint8(x0), with_reference=False)
+    rec = to_uint8(inv["reconstruction"])
+    mse = ((x0.double() - rec.double()) ** 2).mean(dim=(1, 2, 3)).numpy()
+    assert result.metrics["ddim"]["recon_psnr_db"].mean == pytest.approx(np.mean(10 * np.log10(255**2 / mse)))
+    smiling = next(a for a in plan.attributes if a.name == "smiling")
+    ft_entry = runner.cache.load("train", runner_key(runner, "smiling"))
+    edited = to_uint8(engine.edit(smiling, ft_entry.output.tensors, inv["x_T"], ids=[it.id for it in plan.images]))
+    red = lambda u8: from_uint8(u8)[:, 0].mean(dim=(1, 2)).double().numpy()  # noqa: E731
+    assert result.metrics["smiling"]["target_shift"].mean == pytest.approx(np.mean(red(edited) - red(rec)))
+    assert result.metrics["smiling"]["sdir_ci_low"].mean == result.metrics["smiling"]["sdir"].ci_low
+    assert result.metrics["ddim"]["zero_delta_max_abs"].mean <= 1e-6
+
+
+def runner_key(runner, label):
+    """The cache key of the unit `label` of the train stage (from the run's cache folder)."""
+    for meta in (runner.cache.root / "train").glob("*/meta.json"):
+        data = json.loads(meta.read_text())
+        spec = data.get("spec", {})
+        if spec.get("attribute", "").split("@")[0] == label and spec.get("ft") == "conv":
+            return data["key"]
+    raise AssertionError(f"no cached train unit {label}")
+
+
+def test_psnr_check_equals_a_hand_computation():
+    from benchmark.known_answers import _reconstruction_psnr
+
+    class Ctx:
+        def originals(self):
+            return torch.full((2, 3, 4, 4), 100, dtype=torch.uint8)
+
+        def reconstructions(self):
+            out = torch.full((2, 3, 4, 4), 100, dtype=torch.uint8)
+            out[0] += 1  # MSE 1 -> 48.13 dB
+            out[1] += 10  # MSE 100 -> 28.13 dB
+            return out
+
+        def _seed(self):
+            return 0
+
+    value = _reconstruction_psnr(Ctx(), None).value
+    expected = [10 * np.log10(255**2 / 1), 10 * np.log10(255**2 / 100)]
+    assert value.mean == pytest.approx(np.mean(expected))
+
+
+def test_properties_file_and_report_figures(run):
+    _, _, run_dir, result = run
+    props = json.loads((run_dir / PROPERTIES_FILE).read_text())
+    assert {"linearity/smiling", "consistency/smiling", "combination", "t_edit_sweep/smiling"} <= set(props["curves"])
+    grid = props["grids"]["linearity_smiling"]
+    assert grid["cols"] == ["-1", "-0.5", "0", "0.5", "1"] and len(grid["cells"]) == 2
+    assert all((run_dir / c).is_file() for row in grid["cells"] for c in row)
+    html = (run_dir / "report" / "index.html").read_text()
+    assert "target_shift/smiling vs known-answer" in html
+    table = (run_dir / "report" / "tables" / "target_shift.md").read_text()
+    assert "known-answer" in table and "Paper" not in table  # a band and verdict, no empty reference column
+    figs = {p.name for p in (run_dir / "report" / "figures").glob("*.png")}
+    assert {"property_linearity_curves.png", "property_t_edit_sweep.png", "property_homogeneity.png",
+            "property_consistency_relative_distance.png", "property_linearity_smiling.png"} <= figs
+
+
+def test_rerun_is_all_cache_hits(run, tmp_path):
+    plan, runner, _, result = run
+    again = Runner(runner.cache, progress=False)
+    run_dir = run_plan(plan, again, tmp_path / "runs2")
+    assert again.stats["properties"].misses == 0
+    second = load_results(run_dir)
+    assert second.metrics == result.metrics
+
+
+def test_schema_refuses_unknown_targets_and_unbounded_gates():
+    from pydantic import ValidationError
+
+    bad = {**SPEC, "checks": [{"check": "target_shift", "attribute": "angry", "band": _band(lower=0.1)}]}
+    with pytest.raises(ValidationError, match="no entry in `targets`"):
+        KnownAnswers(**bad)
+    with pytest.raises(ValidationError, match="needs `lower` and/or `upper`"):
+        KnownAnswers(**{**SPEC, "checks": [{"check": "zero_delta_exact", "band": _band()}]})
+    with pytest.raises(ValidationError, match="rationale"):
+        KnownAnswers(**{**SPEC, "checks": [{"check": "zero_delta_exact",
+                                            "band": {"upper": 1e-6, "gate": True}}]})
+
+
+def test_unknown_check_name_gets_did_you_mean():
+    from benchmark.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="linearity_r2"):
+        CHECKS.get("linearity_r3")
