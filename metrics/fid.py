@@ -146,7 +146,7 @@ class KernelDistance(FeatureSetMetric):
         primary = kid_from_features(f_edit, f_ref, spec)
         extra["spec_extra"] = {"kid_subset_size_effective": size, "kid_subsets_effective": subsets}
         notes = [f"KID with subset size {size} of N={n} ({subsets} subset(s)); unbiased estimator of MMD².",
-                 "CI: paired bootstrap over images (full-set MMD² per replicate)."]
+                 "CI: paired bootstrap over images (unbiased MMD² over the distinct images of each replicate)."]
         return self.result(edits, primary, started, notes, extra | {"features": (f_edit, f_ref)})
 
 
@@ -173,21 +173,34 @@ def kid_from_features(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> Aggr
     value = kid_features_to_metric(torch.from_numpy(f_edit), torch.from_numpy(f_ref), kid_subsets=subsets,
                                    kid_subset_size=size, rng_seed=spec["kid_seed"], verbose=False,
                                    **_kernel_options(spec))[KEY_METRIC_KID_MEAN]
-    return aggregate_set_statistic(lambda idx: kid_replicate(f_edit[idx], f_ref[idx], spec),
+    return aggregate_set_statistic(lambda idx: kid_replicate(f_edit, f_ref, spec, idx),
                                    len(f_edit), value=value, resamples=spec["bootstrap_resamples"],
                                    seed=spec["bootstrap_seed"])
 
 
-def fid_replicate(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> float:
-    """FID of one bootstrap replicate (the exact small-N identity, no D×D matrices)."""
+def fid_replicate(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict, idx: np.ndarray | None = None) -> float:
+    """FID of one bootstrap replicate, the images at `idx` (the exact small-N identity, no D×D matrices)."""
+    if idx is not None:
+        f_edit, f_ref = f_edit[idx], f_ref[idx]
     return frechet_distance_from_features(f_edit, f_ref)
 
 
-def kid_replicate(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> float:
-    """KID of one bootstrap replicate: the full-set unbiased MMD²."""
-    from torch_fidelity.metric_kid import kernel_mmd
+def kid_replicate(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict, idx: np.ndarray | None = None) -> float:
+    """KID of one bootstrap replicate (the images at `idx`, all when None): the unbiased MMD² over pairs of
+    *distinct images*. A resample repeats images, and the unbiased estimator only leaves out the diagonal, so a
+    repeated image would pair with itself off the diagonal and bias every replicate upwards (the CI then missed
+    the point value). Without repeats this is torch-fidelity's `kernel_mmd`."""
+    idx = np.arange(len(f_edit)) if idx is None else np.asarray(idx, dtype=np.int64)
+    x, y = f_edit[idx].astype(np.float64), f_ref[idx].astype(np.float64)
+    distinct = idx[:, None] != idx[None, :]
+    if not distinct.any():  # one image drawn N times (likely only at N = 2): no distinct pair, use every pair
+        distinct = np.ones_like(distinct)
 
-    return float(kernel_mmd(f_edit, f_ref, **_kernel_options(spec)))
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # torch-fidelity's poly kernel, gamma = 1 / dim
+        return (a @ b.T / a.shape[1] + spec["kid_coef0"]) ** spec["kid_degree"]
+
+    within = (kernel(x, x)[distinct].mean() + kernel(y, y)[distinct].mean())
+    return float(within - 2 * kernel(x, y).mean())
 
 
 def _fid_on_subsets(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> Aggregate:
@@ -195,5 +208,6 @@ def _fid_on_subsets(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict) -> Aggreg
 
 
 #: Set metrics that can be recomputed on subsets of a run's images from its stored feature sets:
-#: metric name -> (value with CI, one replicate), each called as fn(f_edit, f_ref, spec) with the stored spec.
+#: metric name -> (value with CI, one replicate): fn(f_edit, f_ref, spec) and fn(f_edit, f_ref, spec, idx), with
+#: the stored spec.
 FEATURE_STATISTICS = {"fid@1": (_fid_on_subsets, fid_replicate), "kid@1": (kid_from_features, kid_replicate)}

@@ -127,3 +127,53 @@ def test_the_standard_2048_layer_runs_the_whole_network():
     assert feats.shape == (3, 2048) and feats.dtype == torch.float64
     assert extractor.identity()["layer"] == "2048"
     assert feats.std(0).mean() > 0  # re-initialised convolutions: features differ between images
+
+
+KID_SPEC = {"kid_degree": 3, "kid_coef0": 1.0}
+
+
+def _brute_force_kid(x, y, idx):
+    """An independent loop: the unbiased MMD² over pairs of positions holding distinct images."""
+    kernel = lambda a, b: (float(np.dot(a, b)) / len(a) + 1.0) ** 3  # noqa: E731
+    within_x, within_y, count, cross = 0.0, 0.0, 0, 0.0
+    for a in range(len(idx)):
+        for b in range(len(idx)):
+            cross += kernel(x[idx[a]], y[idx[b]])
+            if idx[a] != idx[b]:
+                within_x += kernel(x[idx[a]], x[idx[b]])
+                within_y += kernel(y[idx[a]], y[idx[b]])
+                count += 1
+    return within_x / count + within_y / count - 2 * cross / len(idx) ** 2
+
+
+def test_kid_replicate_without_repeats_is_torch_fidelity_mmd():
+    from torch_fidelity.metric_kid import kernel_mmd
+
+    from metrics.fid import kid_replicate
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(9, 16)), rng.normal(0.3, 1.0, size=(9, 16))
+    expected = kernel_mmd(x, y, kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
+                          kid_kernel_poly_coef0=1.0)
+    assert kid_replicate(x, y, KID_SPEC) == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_kid_replicate_leaves_out_pairs_of_a_repeated_image():
+    from metrics.fid import kid_replicate
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(6, 8)), rng.normal(0.5, 1.0, size=(6, 8))
+    idx = np.array([0, 0, 2, 3, 3, 3])
+    assert kid_replicate(x, y, KID_SPEC, idx) == pytest.approx(_brute_force_kid(x, y, idx), rel=1e-9)
+
+
+def test_kid_bootstrap_interval_brackets_its_value():
+    """Repeats used to bias every replicate upwards, so the CI of 8 images could lie wholly above the value."""
+    from metrics.fid import kid_from_features
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(8, 32)), rng.normal(0.2, 1.0, size=(8, 32))
+    spec = {**KID_SPEC, "kid_subset_size": "auto", "kid_subsets": 100, "kid_seed": 0, "bootstrap_resamples": 200,
+            "bootstrap_seed": 0}
+    agg = kid_from_features(x.astype(np.float32), y.astype(np.float32), spec)
+    assert agg.ci_low <= agg.mean <= agg.ci_high

@@ -128,7 +128,7 @@ def set_metric_row(by: str, edit: str, metric: str, direction: str, spec: dict, 
 
     def statistic(idx: np.ndarray) -> float:
         idx = np.asarray(idx, dtype=np.int64)
-        return replicate_fn(f_edit[idx], f_ref[idx], spec)
+        return replicate_fn(f_edit, f_ref, spec, idx)
 
     _, low, high = two_sample_difference(statistic, ia, ib, resamples=max(2, spec["bootstrap_resamples"]),
                                          seed=seed)
