@@ -103,7 +103,8 @@ class FrechetDistance(FeatureSetMetric):
         n = len(edits)
         notes = [f"FID@N={n}: FID is biased upwards at small N and depends on N; compare only at equal N and read "
                  "KID beside it.",
-                 "CI: paired bootstrap over images (duplicates bias replicates); it shows sampling noise at this N."]
+                 "CI: paired bootstrap over images, bias-corrected (duplicates raise FID replicates); it shows "
+                 "sampling noise at this N."]
         return self.result(edits, primary, started, notes, extra | {"features": (f_edit, f_ref)})
 
 

@@ -150,3 +150,30 @@ def test_aggregate_mean_std_and_ci():
     assert (const.ci_low, const.ci_high) == (0.5, 0.5)
     single = aggregate_per_image([0.5])
     assert single.ci_low is None and single.n == 1
+
+
+def test_set_statistic_ci_is_the_bias_corrected_percentile_interval():
+    from metrics.aggregate import aggregate_set_statistic
+
+    n, resamples = 60, 400
+    x = np.random.default_rng(3).normal(size=n)
+    replicates: list[float] = []
+
+    def distinct_plus_mean(idx):  # like FID: replicates with duplicates sit away from the value
+        replicates.append(float(len(np.unique(idx)) + x[idx].mean()))
+        return replicates[-1]
+
+    value = n + x.mean()
+    agg = aggregate_set_statistic(distinct_plus_mean, n, value=value, resamples=resamples, seed=0)
+    dist = np.asarray(replicates[-resamples:])
+    assert np.percentile(dist, 97.5) < value  # the plain percentile interval would exclude the value
+    bias = dist.mean() - value
+    assert bias == pytest.approx(-n * (1 - 1 / n) ** n, rel=0.1)  # E[distinct of n draws] = n (1 - (1 - 1/n)^n)
+    assert agg.ci_low == pytest.approx(np.percentile(dist, 2.5) - bias)
+    assert agg.ci_high == pytest.approx(np.percentile(dist, 97.5) - bias)
+    assert agg.ci_low < agg.mean == value < agg.ci_high and agg.std == pytest.approx(dist.std(ddof=1))
+
+    # a constant offset of every replicate is removed exactly
+    shifted = aggregate_set_statistic(lambda idx: x[idx].mean() + 3.0, n, value=x.mean(), resamples=resamples, seed=0)
+    plain = aggregate_set_statistic(lambda idx: x[idx].mean(), n, value=x.mean(), resamples=resamples, seed=0)
+    assert (shifted.ci_low, shifted.ci_high) == pytest.approx((plain.ci_low, plain.ci_high))

@@ -55,11 +55,13 @@ class PatchCodec:
 
 @dataclass(frozen=True)
 class DdpmTrainConfig:
-    steps: int = 600
+    # 600 steps (the first shipped model) left samples pure noise, reconstructions blurred with a 2x2 grid pattern,
+    # and Asyrp unable to move the mouth; 4000 steps fixed all three (docs/synthetic.md)
+    steps: int = 4000
     batch_size: int = 16
     lr: float = 1.5e-3
-    warmup: int = 50
-    ema_decay: float = 0.99
+    warmup: int = 100
+    ema_decay: float = 0.998
     grad_clip: float = 1.0
     seed: int = 0
 
@@ -119,7 +121,7 @@ def train_ddpm(pool: torch.Tensor, cfg: DdpmTrainConfig, *, log_every: int = 25,
             recent = sum(history[-log_every:]) / log_every
             print(f"ddpm step {step + 1}/{cfg.steps} loss {recent:.4f} ({time.time() - start:.0f}s)",
                   file=sys.stderr, flush=True)
-        if on_checkpoint is not None and (step + 1) % 200 == 0:
+        if on_checkpoint is not None and (step + 1) % 500 == 0:
             on_checkpoint(step + 1, ema)
     return ema, history
 

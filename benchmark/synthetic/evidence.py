@@ -1,6 +1,6 @@
 """Evidence that the shipped synthetic models work, from the shipped files (the digests their manifests pin):
 
-- DDPM samples (DDIM, η = 0, 50 steps from seeded noise) and DDIM inversion -> reconstruction of test images at 40
+- DDPM samples (DDIM, η = 0, 50 steps from seeded noise, with and without x0 clipping) and DDIM inversion -> reconstruction of test images at 40
   and 20 steps, with PSNR (figures + numbers);
 - the CLIP's directional cosine per edit attribute on render pairs that differ in one factor only;
 - the oracle's factor R²/MAE and identity verification, the segmenter's pixel accuracy and mIoU, on held-out renders.
@@ -47,6 +47,24 @@ def _grid_png(path: Path, rows: list[torch.Tensor], scale: int = 3) -> None:
     write_bytes(path, buf.getvalue())
 
 
+def sample_clipped(model, x_T: torch.Tensor, steps: int) -> torch.Tensor:
+    """DDIM samples from x_T with diffusers' `DDIMScheduler` (η = 0, x0 clipped to [-1, 1], its default).
+
+    Generation from pure noise needs the clip here: at t = 999 the x0 estimate divides the ε error by sqrt(ᾱ) ≈
+    0.0064, and without the clip that error survives to the last step. Asyrp's own path never clips (the authors'
+    code does not), and it starts from inverted x_T, which the model's own ε put there.
+    """
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                              clip_sample=True, set_alpha_to_one=True)
+    scheduler.set_timesteps(steps)
+    x = x_T
+    for t in scheduler.timesteps:
+        x = scheduler.step(model.unet(x, int(t)), t, x, eta=0.0).prev_sample
+    return x
+
+
 def ddpm_evidence(out: Path, n_samples: int = 16, n_recon: int = 16) -> dict:
     import models as M
     from benchmark.data import load_dataset
@@ -60,13 +78,16 @@ def ddpm_evidence(out: Path, n_samples: int = 16, n_recon: int = 16) -> dict:
     x_T = torch.randn(n_samples, *model.latent_shape, generator=g)
     start = time.time()
     with torch.no_grad():
-        samples = to_uint8(model.codec.decode(M.plain_reverse(model, x_T, 50)[0]))
+        unclipped = to_uint8(model.codec.decode(M.plain_reverse(model, x_T, 50)[0]))
+        clipped = to_uint8(model.codec.decode(sample_clipped(model, x_T, 50)))
     sample_s = time.time() - start
-    _grid_png(out / "ddpm_samples.png", [samples[i:i + 8] for i in range(0, n_samples, 8)])
+    _grid_png(out / "ddpm_samples.png", [clipped[:8], clipped[8:16], unclipped[:8]])
 
     manifest = load_manifest(manifests_dir() / "datasets" / "synthetic-test-first100.yaml").manifest
     test = load_dataset(manifest, REPO_ROOT, limit=n_recon, record=False).images
-    result = {"samples": {"n": n_samples, "steps": 50, "seed": 0, "seconds": round(sample_s, 1)},
+    result = {"samples": {"n": n_samples, "steps": 50, "seed": 0, "seconds": round(sample_s, 1),
+                          "figure": "rows 1-2: diffusers DDIMScheduler (eta 0, x0 clipped to [-1, 1], its default); "
+                                    "row 3: the same noise through the authors' unclipped DDIM (models.plain_reverse)"},
               "reconstruction": {}}
     rows = [test]
     for steps in (40, 20):

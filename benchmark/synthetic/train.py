@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", nargs="?", default="train", choices=("train", "publish"))
     p.add_argument("--out", type=Path, required=True, help="folder for the trained weights and logs")
     p.add_argument("--only", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: see below; weights depend on the thread count)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.command == "publish":
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     POOL_CACHE = args.out / "pools"
     # one intra-op thread: on a shared, oversubscribed CPU, OpenMP's spinning threads waste most of their time, and
     # a single thread makes the float reductions' order (so the weights) independent of the machine's core count
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     timings = {}
     for name in args.only:
         start = time.time()
