@@ -21,7 +21,7 @@ class Aggregate:
 
     For per-image metrics `mean` and `std` are over images and the CI is the bootstrap CI of the mean. For set
     metrics (FID, KID) `mean` is the value on the whole set, `std` the standard deviation of the bootstrap
-    replicates, and the CI their bias-corrected percentile interval. `ci_low`/`ci_high` are None when N < 2.
+    replicates, and the CI their percentile interval (bias-corrected for FID). `ci_low`/`ci_high` are None when N < 2.
     """
 
     mean: float
@@ -66,21 +66,22 @@ def aggregate_per_image(values: Sequence[float], *, resamples: int = 1000, seed:
 
 
 def aggregate_set_statistic(statistic: Callable[[np.ndarray], float], n: int, *, value: float,
-                            resamples: int = 200, seed: int = 0) -> Aggregate:
+                            resamples: int = 200, seed: int = 0, bias_corrected: bool = False) -> Aggregate:
     """Aggregate for a statistic of the whole set (FID, KID): `statistic(idx)` scores the images at `idx`.
 
     Images are resampled jointly by index (edited image i and its reference i stay paired). Resampling with
     replacement duplicates images, and a replicate with duplicates has fewer distinct images, so FID's replicates
-    sit above the value (by ~5 at N = 100: the plain percentile interval could exclude the value itself). The
-    interval is therefore bias-corrected: shifted by the replicates' mean bias b = mean(replicates) − value
-    (Efron & Tibshirani 1993, §10.2), i.e. [q_2.5 − b, q_97.5 − b]. It shows the sampling noise at this N; it is
-    not an interval for the population (N → ∞) value.
+    sit above the value (by ~5 at N = 100: the plain percentile interval could exclude the value itself). With
+    `bias_corrected` the interval is shifted by the replicates' mean bias b = mean(replicates) − value (Efron &
+    Tibshirani 1993, §10.2), i.e. [q_2.5 − b, q_97.5 − b]; FID uses it. It stays off for bounded statistics (an
+    R² shifted this way can pass 1) and for those whose replicates are unbiased (KID scores distinct images). The
+    CI shows the sampling noise at this N; it is not an interval for the population (N → ∞) value.
     """
     value = _finite(value)
     if n < 2 or resamples < 2:
         return Aggregate(mean=value, std=0.0, ci_low=None, ci_high=None, n=n)
     low, high, dist = _percentile_bootstrap(np.arange(n), lambda idx: statistic(np.asarray(idx, dtype=np.int64)),
                                             resamples=resamples, seed=seed)
-    bias = float(np.mean(dist)) - value
+    bias = float(np.mean(dist)) - value if bias_corrected else 0.0
     return Aggregate(mean=value, std=_finite(np.std(dist, ddof=1)), ci_low=_finite(low - bias),
                      ci_high=_finite(high - bias), n=n)

@@ -119,7 +119,7 @@ def fid_from_features(f_edit: np.ndarray, f_ref: np.ndarray, spec: dict, *, via_
         value = frechet_distance(*gaussian_statistics(f_edit), *gaussian_statistics(f_ref))
     return aggregate_set_statistic(lambda idx: fid_replicate(f_edit[idx], f_ref[idx], spec),
                                    len(f_edit), value=value, resamples=spec["bootstrap_resamples"],
-                                   seed=spec["bootstrap_seed"])
+                                   seed=spec["bootstrap_seed"], bias_corrected=True)
 
 
 class KidSpec(FeatureSpec):

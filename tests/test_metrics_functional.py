@@ -164,7 +164,8 @@ def test_set_statistic_ci_is_the_bias_corrected_percentile_interval():
         return replicates[-1]
 
     value = n + x.mean()
-    agg = aggregate_set_statistic(distinct_plus_mean, n, value=value, resamples=resamples, seed=0)
+    agg = aggregate_set_statistic(distinct_plus_mean, n, value=value, resamples=resamples, seed=0,
+                                  bias_corrected=True)
     dist = np.asarray(replicates[-resamples:])
     assert np.percentile(dist, 97.5) < value  # the plain percentile interval would exclude the value
     bias = dist.mean() - value
@@ -173,7 +174,14 @@ def test_set_statistic_ci_is_the_bias_corrected_percentile_interval():
     assert agg.ci_high == pytest.approx(np.percentile(dist, 97.5) - bias)
     assert agg.ci_low < agg.mean == value < agg.ci_high and agg.std == pytest.approx(dist.std(ddof=1))
 
+    # without the correction: the plain percentile interval of the same replicates
+    plain = aggregate_set_statistic(distinct_plus_mean, n, value=value, resamples=resamples, seed=0)
+    dist = np.asarray(replicates[-resamples:])
+    assert (plain.ci_low, plain.ci_high) == pytest.approx((np.percentile(dist, 2.5), np.percentile(dist, 97.5)))
+
     # a constant offset of every replicate is removed exactly
-    shifted = aggregate_set_statistic(lambda idx: x[idx].mean() + 3.0, n, value=x.mean(), resamples=resamples, seed=0)
-    plain = aggregate_set_statistic(lambda idx: x[idx].mean(), n, value=x.mean(), resamples=resamples, seed=0)
-    assert (shifted.ci_low, shifted.ci_high) == pytest.approx((plain.ci_low, plain.ci_high))
+    shifted = aggregate_set_statistic(lambda idx: x[idx].mean() + 3.0, n, value=x.mean(), resamples=resamples, seed=0,
+                                      bias_corrected=True)
+    centred = aggregate_set_statistic(lambda idx: x[idx].mean(), n, value=x.mean(), resamples=resamples, seed=0,
+                                      bias_corrected=True)
+    assert (shifted.ci_low, shifted.ci_high) == pytest.approx((centred.ci_low, centred.ci_high))
