@@ -96,8 +96,11 @@ class Outcome:
 
 @functools.cache
 def _code_digest() -> str:
-    """The property code's version: a change to how a property is computed invalidates its cached units."""
-    return json_digest([sha256_file(hp.__file__), sha256_file(__file__)])
+    """The property code's version: a change to how a property is computed, or to how its CI is (metrics/aggregate),
+    invalidates its cached units."""
+    from metrics import aggregate
+
+    return json_digest([sha256_file(hp.__file__), sha256_file(__file__), sha256_file(aggregate.__file__)])
 
 
 def single(value: float) -> Aggregate:
