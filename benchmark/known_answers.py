@@ -212,8 +212,10 @@ class Context:
             return self._units[label]
         spec = {"kind": kind, "attributes": [self.attribute(a).ref for a in attributes],
                 "settings": [dict(self.attribute(a).settings) for a in attributes], "n_images": self.n(),
-                "ids": self.ids(self.n()), "measure": self.measure.digest, "code": _code_digest(),
-                **self.engine.spec_for("edit"), **extra}
+                "ids": self.ids(self.n()), "measure": self.measure.digest,
+                **self.engine.spec_for("edit"), **extra,
+                # after the engine's spec, whose own "code" (the models package) must not overwrite this one
+                "property_code": _code_digest()}
         upstream = {f"invert{i}": e for i, e in enumerate(self.state.test_inversions)}
         upstream.update({f"ft:{a}": self.state.ft[a] for a in attributes})
         upstream.update({f"extra_ft:{k}": e for k, e in (fts or {}).items()})

@@ -160,6 +160,17 @@ def test_rerun_is_all_cache_hits(run, tmp_path):
     assert second.metrics == result.metrics
 
 
+def test_a_change_of_the_property_code_invalidates_every_property_unit(run, tmp_path, monkeypatch):
+    """The engine's spec carries its own "code" (the models package); it must not mask the property code's."""
+    import benchmark.known_answers as known_answers
+
+    plan, runner, _, _ = run
+    monkeypatch.setattr(known_answers, "_code_digest", lambda: "another version of the property code")
+    again = Runner(runner.cache, progress=False)
+    run_plan(plan, again, tmp_path / "runs3")
+    assert again.stats["properties"].hits == 0 and again.stats["properties"].misses > 0
+
+
 def test_schema_refuses_unknown_targets_and_unbounded_gates():
     from pydantic import ValidationError
 
