@@ -68,7 +68,11 @@ def test_batch_of_four_gives_the_per_image_losses_of_four_batches_of_one(setup):
 
 
 def test_official_loop_matches_the_cached_reference_at_batch_one(setup):
-    model, loss, images, inv = setup
+    model, loss, images, _ = setup
+    # The cached reference is rolled at batch size 1, as the official loop rolls its own: CPU kernels round
+    # differently at other batch sizes, and the L1 term's sign gradient turns a 1e-7 difference of P_t into a
+    # different SGD step wherever P_t^edit ≈ P_t^orig, so only equal numerics can be compared to 1e-5.
+    inv = M.invert(model, images, STEPS, t0=T0, reference_steps=STEPS, reference_min_t=T_EDIT, batch_size=1)
     ft_official, ft_cached = tiny_ft(model, seed=4), tiny_ft(model, seed=4)
     official = M.train_ft(model, ft_official, loss, images, inv, _config(official_loop=True), progress=False)
     cached = M.train_ft(model, ft_cached, loss, images, inv, _config(), progress=False)
