@@ -73,7 +73,7 @@ def aggregate_set_statistic(statistic: Callable[[np.ndarray], float], n: int, *,
     replacement duplicates images, and a replicate with duplicates has fewer distinct images, so FID's replicates
     sit above the value (by ~5 at N = 100: the plain percentile interval could exclude the value itself). With
     `bias_corrected` the interval is shifted by the replicates' mean bias b = mean(replicates) − value (Efron &
-    Tibshirani 1993, §10.2), i.e. [q_2.5 − b, q_97.5 − b]; FID uses it. It stays off for bounded statistics (an
+    Tibshirani 1993, ch. 10), i.e. [q_2.5 − b, q_97.5 − b]; FID uses it. It stays off for bounded statistics (an
     R² shifted this way can pass 1) and for those whose replicates are unbiased (KID scores distinct images). The
     CI shows the sampling noise at this N; it is not an interval for the population (N → ∞) value.
     """

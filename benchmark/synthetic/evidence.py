@@ -1,7 +1,7 @@
 """Evidence that the shipped synthetic models work, from the shipped files (the digests their manifests pin):
 
-- DDPM samples (DDIM, η = 0, 50 steps from seeded noise, with and without x0 clipping) and DDIM inversion -> reconstruction of test images at 40
-  and 20 steps, with PSNR (figures + numbers);
+- DDPM samples (DDIM, η = 0, 50 steps from seeded noise, with and without x0 clipping) and DDIM inversion ->
+  reconstruction of test images at 40 and 20 steps, with PSNR (figures + numbers);
 - the CLIP's directional cosine per edit attribute on render pairs that differ in one factor only;
 - the oracle's factor R²/MAE and identity verification, the segmenter's pixel accuracy and mIoU, on held-out renders.
 
