@@ -1,10 +1,13 @@
-"""Atomic writes: a temp file in the target folder, fsync, then rename. A crash leaves the old file or none."""
+"""Atomic writes: a temp file in the target folder, fsync, then rename. A crash leaves the old file or none.
+
+`atomic_dir` does the same for a whole folder (a report): built beside its target, then swapped in."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +32,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside `path`; when the block succeeds it replaces `path` (an old folder is
+    moved aside first, then removed). On an error `path` is left as it was and the staging folder is removed."""
+    final = Path(path)
+    staging = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -47,6 +47,17 @@ def smooth_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
     return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False).clamp(-1, 1)
 
 
+def smiling_training_setup(model: M.DiffusionModel, n_images: int, size: int, *, steps: int, t0: int,
+                           t_edit: int):
+    """(model, "face" -> "smiling face" loss on a tiny CLIP, smooth images, their inversions with the reference
+    trajectory a trainer needs): what the training tests of every model kind start from."""
+    clip, tokenizer = tiny_clip()
+    loss = M.DirectionalClipLoss(clip, tokenizer, "face", "smiling face")
+    images = smooth_images(n_images, size=size)
+    inv = M.invert(model, images, steps, t0=t0, reference_steps=steps, reference_min_t=t_edit)
+    return model, loss, images, inv
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny models run faster on one thread, and far more predictably on a shared 2-core machine."""

@@ -70,3 +70,20 @@ def test_uint8_round_trip_and_checks():
         check_uint8_images(u[:, :1])
     with pytest.raises(DataError, match="4 dims"):
         check_uint8_images(u[0])
+
+
+def test_atomic_dir_swaps_in_whole_folders_and_keeps_the_old_one_on_error(tmp_path):
+    from benchmark.atomic import atomic_dir
+
+    target = tmp_path / "report"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as staging:
+        (staging / "half.txt").write_text("half")
+        raise RuntimeError("crash while writing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder left behind
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    with atomic_dir(target) as staging:
+        (staging / "new.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from models_helpers import micro_model, one_thread, smooth_images, tiny_clip  # noqa: F401
+from models_helpers import micro_model, one_thread, smiling_training_setup  # noqa: F401
 from safetensors.torch import load_file, save_file
 
 import models as M
@@ -167,12 +167,7 @@ T0, T_EDIT, STEPS = 299, 100, 6
 
 @pytest.fixture(scope="module")
 def micro_setup():
-    model = micro_model()
-    clip, tokenizer = tiny_clip()
-    loss = M.DirectionalClipLoss(clip, tokenizer, "face", "smiling face")
-    images = smooth_images(2, size=16)
-    inv = M.invert(model, images, STEPS, t0=T0, reference_steps=STEPS, reference_min_t=T_EDIT)
-    return model, loss, images, inv
+    return smiling_training_setup(micro_model(), 2, 16, steps=STEPS, t0=T0, t_edit=T_EDIT)
 
 
 def _micro_ft(model, name, **options):

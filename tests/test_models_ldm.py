@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler
-from models_helpers import one_thread, smooth_images, tiny_clip  # noqa: F401
+from models_helpers import one_thread, smiling_training_setup, smooth_images  # noqa: F401
 
 import models as M
 from benchmark.errors import BenchError, DataError, MissingWeightsError
@@ -156,12 +156,7 @@ def test_h_space_is_the_latent_unets_mid_block():
 # ---------------------------------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def trained():
-    model = vq_model()
-    clip, tokenizer = tiny_clip()
-    loss = M.DirectionalClipLoss(clip, tokenizer, "face", "smiling face")
-    images = smooth_images(4, size=32)
-    inv = M.invert(model, images, STEPS, t0=T0, reference_steps=STEPS, reference_min_t=T_EDIT)
-    return model, loss, images, inv
+    return smiling_training_setup(vq_model(), 4, 32, steps=STEPS, t0=T0, t_edit=T_EDIT)
 
 
 def test_the_clip_loss_on_decoded_p_t_reaches_f_t(trained):

@@ -9,7 +9,7 @@ import numpy as np
 import pydantic
 import pytest
 import torch
-from models_helpers import micro_model, one_thread, smooth_images, tiny_clip, tiny_ft  # noqa: F401
+from models_helpers import micro_model, one_thread, smiling_training_setup, tiny_ft  # noqa: F401
 
 import models as M
 from benchmark.errors import BenchError, DataError
@@ -19,12 +19,7 @@ T0, T_EDIT, STEPS = 299, 100, 10
 
 @pytest.fixture(scope="module")
 def setup():
-    model = micro_model()
-    clip, tokenizer = tiny_clip()
-    loss = M.DirectionalClipLoss(clip, tokenizer, "face", "smiling face")
-    images = smooth_images(4, size=16)
-    inv = M.invert(model, images, STEPS, t0=T0, reference_steps=STEPS, reference_min_t=T_EDIT)
-    return model, loss, images, inv
+    return smiling_training_setup(micro_model(), 4, 16, steps=STEPS, t0=T0, t_edit=T_EDIT)
 
 
 def _config(**kw):

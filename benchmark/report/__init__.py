@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from benchmark.ablation import split_arm
-from benchmark.atomic import write_text
+from benchmark.atomic import atomic_dir, write_text
 from benchmark.report import figures
 from benchmark.report.tables import MetricTable, all_tables, write_tables
 from benchmark.results import RunResult, find_results_file, load_per_image, load_results, load_training
@@ -45,20 +43,10 @@ def build_report(run_dir: str | Path) -> Report:
     result = load_results(run_dir)
     rows = load_per_image(run_dir)
     final = run_dir / REPORT_DIR
-    staging = run_dir / f".{REPORT_DIR}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_dir(final) as staging:
         table_files = write_tables(result, staging / "tables")
         figure_files = _figures(result, rows, run_dir, staging / "figures")
         _html(result, all_tables(result), figure_files, staging / "index.html")
-        if final.exists():
-            old = run_dir / f".{REPORT_DIR}.old-{os.getpid()}"
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     moved = [final / p.relative_to(staging) for p in table_files + figure_files]
     return Report(final, final / "index.html", [p for p in moved if p.suffix != ".png"],
                   [p for p in moved if p.suffix == ".png"])

@@ -344,16 +344,10 @@ def _figure(analysis: BiasAnalysis, by: str, path: Path) -> Path:
 
 
 def _write(run_dir: Path, analysis: BiasAnalysis, provenance: dict) -> tuple[Path, list[Path]]:
-    import os
-    import shutil
-
-    from benchmark.atomic import write_json, write_text
+    from benchmark.atomic import atomic_dir, write_json, write_text
 
     final = run_dir / BIAS_DIR
-    staging = run_dir / f".{BIAS_DIR}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_dir(final) as staging:
         names = ["bias.md", "bias.csv", "bias.json"]
         write_text(staging / names[0], to_markdown(analysis, provenance))
         write_text(staging / names[1], _frame(analysis).to_csv(index=False))
@@ -361,11 +355,4 @@ def _write(run_dir: Path, analysis: BiasAnalysis, provenance: dict) -> tuple[Pat
                                         "warnings": analysis.warnings, "rows": [r.flat() for r in analysis.rows]})
         for by in analysis.counts:
             names.append(_figure(analysis, by, staging / f"bias_{by}.png").name)
-        if final.exists():
-            old = run_dir / f".{BIAS_DIR}.old-{os.getpid()}"
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return final, [final / n for n in names]
