@@ -39,14 +39,20 @@ from metrics.aggregate import Aggregate, aggregate_per_image
 
 PROPERTIES = Stage("properties", 1)
 COLUMN = "known-answer"
+CLAIM_COLUMN = "paper-claim"  # the real world's bands: what the paper claims, reported, no answer known
 DDIM = "ddim"  # the "attribute" key of checks on plain DDIM (reconstruction, Δh = 0)
 PROVENANCE = "known answer of the synthetic world (suite manifest `known_answers`)"
+CLIP_PROVENANCE = ("h-space property on real faces, measured as the change of cos(E_I(image), ΔT) along each "
+                   "attribute's CLIP text direction (metrics.clip_projection); no answer is known, so the band is "
+                   "the paper's claim, reported (suite manifest `known_answers`)")
 
 
 class FactorMeasure(Protocol):
     names: Sequence[str]
     ranges: Mapping[str, tuple[float, float]]
     digest: str
+    column: str  # the reference column its bands go under
+    provenance: str
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
 
@@ -59,15 +65,18 @@ class CallableMeasure:
     names: tuple[str, ...]
     ranges: Mapping[str, tuple[float, float]]
     digest: str
+    column: str = COLUMN
+    provenance: str = PROVENANCE
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.fn(pixels)
 
 
-def factor_measure(loaded: Any, *, digest: str) -> FactorMeasure:
+def factor_measure(loaded: Any, *, digest: str, column: str = COLUMN, provenance: str = PROVENANCE) -> FactorMeasure:
     """The measure of a loaded factor oracle: `factor_names` and `measure(uint8 images) -> N×K` (the metric
-    back-end of kind `factor-oracle`); ranges from its `factor_ranges`, or the renderer's when it measures the
-    synthetic world's factors. Pixels are quantised to uint8 first, as every stored image is."""
+    back-end of kind `factor-oracle`, or `metrics.clip_projection`); ranges from its `factor_ranges`, or the
+    renderer's when it measures the synthetic world's factors. Pixels are quantised to uint8 first, as every stored
+    image is."""
     from benchmark.errors import ManifestError
 
     names = tuple(getattr(loaded, "factor_names", ()))
@@ -81,7 +90,8 @@ def factor_measure(loaded: Any, *, digest: str) -> FactorMeasure:
         if not set(names) <= set(FACTOR_RANGES):
             raise ManifestError(f"the measure's factors {names} have no ranges", fix="give it `factor_ranges`")
         ranges = {n: FACTOR_RANGES[n] for n in names}
-    return CallableMeasure(lambda pixels: loaded.measure(to_uint8(pixels)).float(), names, dict(ranges), digest)
+    return CallableMeasure(lambda pixels: loaded.measure(to_uint8(pixels)).float(), names, dict(ranges), digest,
+                           column, provenance)
 
 
 @dataclass(frozen=True)
@@ -467,7 +477,7 @@ def _direction(band) -> str:
 
 def _metric_value(outcome: Outcome, check, measure: FactorMeasure) -> MetricValue:
     v = outcome.value
-    spec = {"metric": f"known-answer:{check.check}", "check": check.check, "options": dict(check.options),
+    spec = {"metric": f"{measure.column}:{check.check}", "check": check.check, "options": dict(check.options),
             "measure": measure.digest}
     if outcome.note:
         spec["note"] = outcome.note
@@ -475,10 +485,10 @@ def _metric_value(outcome: Outcome, check, measure: FactorMeasure) -> MetricValu
                        direction=_direction(check.band), spec=spec)
 
 
-def _reference(outcome: Outcome, check) -> ReferenceValue:
+def _reference(outcome: Outcome, check, measure: FactorMeasure) -> ReferenceValue:
     band = check.band
-    return ReferenceValue(metric=outcome.key, attribute=outcome.attribute, column=COLUMN, value=None,
-                          provenance=PROVENANCE, band=Band(low=band.lower, high=band.upper), gated=band.gate,
+    return ReferenceValue(metric=outcome.key, attribute=outcome.attribute, column=measure.column, value=None,
+                          provenance=measure.provenance, band=Band(low=band.lower, high=band.upper), gated=band.gate,
                           band_rationale=band.rationale, settings=dict(check.options))
 
 
@@ -513,10 +523,10 @@ class KnownAnswerGates:
                 if not math.isfinite(outcome.value.mean):
                     raise ValueError(f"known-answer check {check.check} gave {outcome.value.mean}")
                 values.setdefault(outcome.attribute, {})[outcome.key] = _metric_value(outcome, check, self.measure)
-                refs.append(_reference(outcome, check))
+                refs.append(_reference(outcome, check, self.measure))
                 if not check.band.gate:
                     reached = Band(low=check.band.lower, high=check.band.upper).contains(outcome.value.mean)
-                    state.notes.append(f"known answer {outcome.key}/{outcome.attribute} (not gated): "
+                    state.notes.append(f"{self.measure.column} {outcome.key}/{outcome.attribute} (not gated): "
                                             f"{outcome.value.mean:.4g}, band {refs[-1].band.describe()}: "
                                             f"{'reached' if reached else 'NOT reached'}")
             if self.spec.combination and all(ctx.has(a) for a in self.spec.combination):

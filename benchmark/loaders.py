@@ -247,6 +247,8 @@ def _known_answer_gates(resolved, device) -> list:
 
     m = resolved.known_answer_measure
     manifest = m.manifest
+    if spec.clip_projection is not None:
+        return [KnownAnswerGates(spec, _clip_projection_measure(resolved, device))]
     if manifest.loader == "metric-backend":  # the oracle is a metric back-end of kind factor-oracle
         from benchmark.fetch import model_dir
         from metrics.backends import load_backend
@@ -256,6 +258,38 @@ def _known_answer_gates(resolved, device) -> list:
     else:
         loaded = LOADERS.get(manifest.loader)(manifest, device=device)
     return [KnownAnswerGates(spec, factor_measure(loaded, digest=m.digest))]
+
+
+def _clip_projection_measure(resolved, device):
+    """The real world's factor measure: a CLIP back-end projecting images on every suite attribute's text
+    direction. Its factors are all the suite's attributes (not only those `--attributes` picks), so its digest,
+    and the cache units keyed on it, do not depend on the selection."""
+    from benchmark.fetch import model_dir
+    from benchmark.hashing import json_digest
+    from benchmark.known_answers import CLAIM_COLUMN, CLIP_PROVENANCE, factor_measure
+    from metrics.backends import load_backend
+    from metrics.clip_projection import ClipProjectionFactors
+
+    spec = resolved.suite.known_answers
+    options = spec.clip_projection
+    m = resolved.known_answer_measure
+    manifest = m.manifest
+    embedder = load_backend("clip", manifest.loader_args.get("backend", manifest.name),
+                            weights=_backend_weights(manifest, model_dir) if manifest.files else None,
+                            device=device, preprocess=options.image_preprocess)
+    prompts = {r.manifest.name: (r.manifest.source_prompt, r.manifest.target_prompt)
+               for r in resolved.attributes.values()}
+    digest = json_digest({"clip": m.digest, "prompts": prompts, "options": options.model_dump(),
+                          "code": _clip_projection_code()})
+    return factor_measure(ClipProjectionFactors(embedder, prompts, templates=options.templates), digest=digest,
+                          column=CLAIM_COLUMN, provenance=CLIP_PROVENANCE)
+
+
+def _clip_projection_code() -> str:
+    from benchmark.hashing import json_digest, sha256_file
+    from metrics import clip_projection, functional, sdir
+
+    return json_digest([sha256_file(mod.__file__) for mod in (clip_projection, functional, sdir)])
 
 
 def _t_select_curves(suite, resolved):

@@ -411,15 +411,26 @@ class KnownAnswerCheck(_Strict):
     band: Band
 
 
-class KnownAnswers(_Strict):
-    """The synthetic world's equivalent of paper values: checks whose right answer is known in advance.
+class ClipProjection(_Strict):
+    """Measure with a CLIP instead of an oracle: one factor per suite attribute, cos(E_I(image), ΔT_attribute)
+    (`metrics.clip_projection`). `templates` and `image_preprocess` mean what they mean for S_dir."""
 
-    `measure` is the model whose loader gives the factor measure (the oracle); `targets` maps each attribute to
+    templates: bool = True
+    image_preprocess: Literal["open_clip", "tensor"] = "open_clip"
+
+
+class KnownAnswers(_Strict):
+    """The synthetic world's equivalent of paper values: checks whose right answer is known in advance; in the
+    real world, where no answer is known, the same checks with the paper's claims as reported bands.
+
+    `measure` is the model whose loader gives the factor measure: a factor oracle, or, with `clip_projection`, a
+    CLIP back-end whose factors are the suite's attributes' text directions. `targets` maps each attribute to
     the factor it should move and the sign it should move it in; the h-space properties are computed on the first
     `n_images` test images (`figure_images` of them also go into the figures).
     """
 
     measure: Ref
+    clip_projection: ClipProjection | None = None
     targets: dict[str, KnownAnswerTarget]
     n_images: int = Field(ge=2)
     figure_images: int = Field(default=4, ge=1)
@@ -816,6 +827,13 @@ def resolve_suite(ref: str, *, profile: str | None = None, registry: ManifestReg
             backends[m.key] = r
     paper_values = get("paper_values", suite.paper_values)
     measure = get("model", suite.known_answers.measure) if suite.known_answers else None
+    ka = suite.known_answers
+    if ka is not None and ka.clip_projection is not None:  # its factors are the attributes' text directions
+        stray = sorted({t.factor for t in ka.targets.values()} - {parse_ref(a)[0] for a in suite.attributes})
+        if stray:
+            problems.append(ManifestError(
+                f"known_answers.clip_projection measures the suite's attributes; targets name other factors {stray}",
+                fix="name each target's factor after the attribute itself (e.g. smiling: {factor: smiling})"))
     resolved = ResolvedSuite(ref=suite.ref, profile=profile, digest=digest, suite=suite, dataset=dataset,
                              train_dataset=train_dataset, base_model=base_model, clip_loss_model=clip_model,
                              attributes=attributes, ft_checkpoints=ft_checkpoints, metric_backends=backends,

@@ -70,6 +70,32 @@ def directional_similarity(img_src: torch.Tensor, img_edit: torch.Tensor, txt_sr
     return torch.where(i_norm < ZERO_DIRECTION_EPS, torch.zeros_like(cos), cos)
 
 
+def text_directions(txt_src: torch.Tensor, txt_trg: torch.Tensor) -> torch.Tensor:
+    """Unit text directions n(n(txt_trg) − n(txt_src)), one row per prompt pair (K×D, float64)."""
+    src = _as_rows(txt_src, "txt_src")
+    trg = _as_rows(txt_trg, "txt_trg", n=src.shape[0])
+    delta = _normalise(trg) - _normalise(src)
+    if (delta.norm(dim=-1) < ZERO_DIRECTION_EPS).any():
+        raise DataError("a source and target text have the same embedding (ΔT = 0): no direction to project on",
+                        fix="use different source and target prompts")
+    return _normalise(delta)
+
+
+def direction_projection(images: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """cos(E_I(image), ΔT_k) for every image and direction: n(images) @ directionsᵀ, N×K float64 in [−1, 1].
+
+    An edit's change of this value is the component of its image-embedding change (on the unit sphere) along the
+    text direction: S_dir's numerator without its per-image normalisation, so it can be compared across images,
+    Δh scales and timesteps as one number per attribute (the real world's factor measure for h-space properties).
+    """
+    img = _as_rows(images, "images")
+    dirs = _as_rows(directions, "directions")
+    if img.shape[-1] != dirs.shape[-1]:
+        raise DataError(f"image embeddings ({img.shape[-1]}-d) and text directions ({dirs.shape[-1]}-d) differ in "
+                        "width; use one CLIP model for both")
+    return _normalise(img) @ _normalise(dirs).T
+
+
 def _check_label_maps(a: torch.Tensor, b: torch.Tensor, num_classes: int | None = None) -> None:
     for name, x in (("a", a), ("b", b)):
         if not isinstance(x, torch.Tensor):

@@ -25,6 +25,16 @@ SCALE_NOTE = ("S_dir is the raw cos(ΔI, ΔT). The Asyrp paper's S_dir scale is 
               "Compare like with like.")
 
 
+def prompt_embedding(embedder, prompt: str, *, templates: bool) -> torch.Tensor:
+    """E_T(prompt), float64; with `templates`, the mean of the L2-normalised embeddings of the prompt in each of
+    the 79 ImageNet templates (CLIP's prompt ensemble)."""
+    if not templates:
+        return embedder.encode_texts([prompt])[0].double()
+    per_template = embedder.encode_texts(expand(prompt, IMAGENET_TEMPLATES_79)).double()
+    per_template = per_template / per_template.norm(dim=-1, keepdim=True)
+    return per_template.mean(0)
+
+
 class SdirSpec(MetricSpec):
     backend: str = "clip-vit-b32-openai"
     templates: bool = True
@@ -44,11 +54,7 @@ class DirectionalClipSimilarity(Metric):
         return {**self.spec.backend_options, "preprocess": self.spec.image_preprocess}
 
     def text_embedding(self, embedder, prompt: str) -> torch.Tensor:
-        if not self.spec.templates:
-            return embedder.encode_texts([prompt])[0].double()
-        per_template = embedder.encode_texts(expand(prompt, IMAGENET_TEMPLATES_79)).double()
-        per_template = per_template / per_template.norm(dim=-1, keepdim=True)
-        return per_template.mean(0)
+        return prompt_embedding(embedder, prompt, templates=self.spec.templates)
 
     def encode(self, embedder, images: torch.Tensor, desc: str) -> torch.Tensor:
         return torch.cat([embedder.encode_images(b) for b in self.batches(images, desc)])

@@ -1,6 +1,6 @@
 """End to end through the real CLI in a subprocess, with the real stages, models and metrics on tiny models:
 the default command (the demo until `synthetic` lands) and the paper-table suite definition under its `tiny`
-profile on the shared fixture images."""
+profile on the shared fixture images, h-space properties included."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_paper_table_tiny_profile_end_to_end(tmp_path, fixtures):
     assert result["run"]["profile"] == "tiny"
     assert "suite:paper-table@1" in result["run"]["manifest_digests"]
     assert "paper_values:paper-table@1" in result["run"]["manifest_digests"]
-    assert set(result["metrics"]) == {"smiling", "smiling_x0.5"}  # both Δh scales of the suite
+    assert set(result["metrics"]) == {"smiling", "smiling_x0.5", "ddim"}  # both Δh scales; plain-DDIM checks
     sdir = result["metrics"]["smiling"]["sdir"]
     assert sdir["n"] == 2 and "one_minus_cos" in sdir["variants"]
     assert sdir["variants"]["one_minus_cos"]["mean"] == pytest.approx(1 - sdir["mean"], abs=1e-9)
@@ -70,3 +70,13 @@ def test_paper_table_tiny_profile_end_to_end(tmp_path, fixtures):
     assert refs[("sdir", "smiling", "paper")]["value"] == pytest.approx(0.921)
     md = (Path(result["run_dir"]) / "report" / "tables" / "sdir.md").read_text()
     assert "S_dir scale caveat" in md and "NOT FOR REPORTING" in md
+    # h-space properties on real faces: measured by CLIP projection, reported against the paper's claims; only
+    # Δh = 0 (a property of the code) gates.
+    claims = {(r["metric"], r["attribute"]): r for r in result["references"] if r["column"] == "paper-claim"}
+    assert {("linearity_r2", "smiling"), ("homogeneity_factor", "smiling"), ("target_shift", "smiling"),
+            ("consistency_global_shift_ratio", "smiling"), ("zero_delta_max_abs", "ddim")} <= set(claims)
+    assert [key for key, r in claims.items() if r["gated"]] == [("zero_delta_max_abs", "ddim")]
+    assert {g["name"]: g["passed"] for g in result["gates"]}["zero_delta_max_abs/ddim vs paper-claim"] is True
+    linearity = result["metrics"]["smiling"]["linearity_r2"]
+    assert linearity["spec"]["metric"] == "paper-claim:linearity_r2" and linearity["n"] == 2
+    assert (Path(result["run_dir"]) / "properties.json").is_file()

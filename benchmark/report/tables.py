@@ -25,7 +25,9 @@ SDIR_CAVEAT = (
     "column is not directly comparable with either (asyrp-reference.md §10; docs/metrics.md)."
 )
 NOT_REPORTED = "not reported"
-KNOWN_ANSWER = "known-answer"  # the column of the synthetic world's known-answer bands (benchmark.known_answers)
+# Columns of bands without a value (benchmark.known_answers): the synthetic world's known answers, and the paper's
+# claims about h-space measured on real faces.
+BAND_ONLY_COLUMNS = ("known-answer", "paper-claim")
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,11 @@ def _reference_lookup(refs: list[ReferenceValue]) -> dict[tuple[str, str, str], 
 
 def _columns(result: RunResult, metric: str) -> list[str]:
     """Reference columns: the paper and the reproduction study always (a missing one reads "—"), then any
-    other reference (e.g. a committed baseline). A known answer has a band but no value: it gets no column,
-    only its band and verdict; a metric that only known answers refer to gets no reference columns at all."""
+    other reference (e.g. a committed baseline). A known answer or a paper's claim has a band but no value: it
+    gets no column, only its band and verdict; a metric that only such bands refer to gets no reference columns."""
     seen = {r.column for r in result.references if r.metric == metric}
-    if seen == {KNOWN_ANSWER}:
-        return [KNOWN_ANSWER]
+    if seen and seen <= set(BAND_ONLY_COLUMNS):
+        return sorted(seen)
     return list(REFERENCE_COLUMNS) + sorted(seen - set(REFERENCE_COLUMNS))
 
 
@@ -81,7 +83,7 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
             label = REFERENCE_COLUMNS.get(col, col)
             if ref is not None and ref.band is not None:
                 banded.append(ref)
-            if col == KNOWN_ANSWER:
+            if col in BAND_ONLY_COLUMNS:
                 continue
             num[col] = ref.value if ref else None
             if ref is not None and ref.variant:
