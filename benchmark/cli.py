@@ -242,19 +242,24 @@ def _execute(request, out: Path, *, fresh: bool, argv: Sequence[str]) -> Path:
         logging.getLogger("benchmark").warning(
             "--limit %d: NOT FOR REPORTING. Only the first %d images are used; the results are marked as such.",
             request.limit, request.limit)
+    from benchmark.pipeline import run_plan
+
+    return run_plan(plan, stage_runner(plan, fresh=fresh), out, argv=list(argv)).resolve()
+
+
+def stage_runner(plan, *, fresh: bool = False, progress: bool | None = None):
+    """The runner over the user's stage cache, keyed as every run's is."""
     import torch
 
     from benchmark.cache import StageCache
     from benchmark.paths import cache_dir
-    from benchmark.pipeline import run_plan
     from benchmark.results import package_versions
     from benchmark.runner import Runner
 
     device = torch.device(plan.device)
     # Library versions and the device type change numerics without changing any input: part of every key.
-    runner = Runner(StageCache(cache_dir() / "stages"), fresh=fresh,
-                    environment={**package_versions(), "device": device.type})
-    return run_plan(plan, runner, out, argv=list(argv)).resolve()
+    return Runner(StageCache(cache_dir() / "stages"), fresh=fresh, progress=progress,
+                  environment={**package_versions(), "device": device.type})
 
 
 # -- baseline -----------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def _run_all(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_quick_profile_reproduces_the_committed_baseline(tmp_path):
+def test_quick_profile_reproduces_the_committed_baseline(tmp_path, monkeypatch):
     assert BASELINE.is_file(), f"no committed baseline at {BASELINE}; see this module's docstring"
     run = _run_all(tmp_path, "run", "--suite", "synthetic", "--profile", "quick", "--device", "cpu", "--json",
                    "--out", "runs")
@@ -33,3 +33,37 @@ def test_quick_profile_reproduces_the_committed_baseline(tmp_path):
     run_dir = json.loads(run.stdout)["run_dir"]
     check = _run_all(tmp_path, "baseline", "check", run_dir, "--baseline", str(BASELINE))
     assert check.returncode == 0, "scores left their baseline tolerance:\n" + check.stdout + check.stderr[-2000:]
+    monkeypatch.setenv("ASYRP_CACHE", str(tmp_path / "cache"))
+    _measure_check_reads_the_runs_edits(tmp_path)
+
+
+def _measure_check_reads_the_runs_edits(tmp_path: Path) -> None:
+    """The CLIP-projection-vs-oracle check reads the run's edits from the stage cache (nothing recomputed), and
+    its r is the plain correlation of the per-image shifts it reports."""
+    import numpy as np
+
+    from benchmark.synthetic.measure_check import main
+
+    assert main(["--profile", "quick", "--out", str(tmp_path / "check")]) == 0
+    report = json.loads((tmp_path / "check" / "measure_check.json").read_text())
+    assert set(report["attributes"]) == {"synthetic-smiling", "synthetic-tanned"} and len(report["ids"]) == 8
+    for row in report["attributes"].values():
+        shifts = row["per_image"]
+        assert row["pearson_r"]["mean"] == pytest.approx(
+            np.corrcoef(shifts["oracle_shift"], shifts["clip_shift"])[0, 1], abs=1e-9)
+    assert main(["--profile", "quik"]) == 2  # an unknown profile: exit 2, with did-you-mean
+
+def test_measure_check_compares_two_measures_against_numpy():
+    """The comparison statistics of benchmark.synthetic.measure_check against numpy/scipy on a hand-made case."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from benchmark.synthetic.measure_check import compare
+
+    oracle = np.array([0.1, 0.4, -0.2, 0.8, 0.3, 0.0])
+    clip = np.array([0.01, 0.02, -0.01, 0.05, -0.003, 0.004])
+    got = compare(oracle, clip, seed=0)
+    assert got["pearson_r"]["mean"] == pytest.approx(np.corrcoef(oracle, clip)[0, 1], abs=1e-12)
+    assert got["spearman_rho"] == pytest.approx(spearmanr(oracle, clip).statistic, abs=1e-12)
+    assert got["sign_agreement"] == pytest.approx(4 / 6)  # 0.3 vs −0.003 and 0.0 vs 0.004 disagree
+    assert got["pearson_r"]["ci_low"] <= got["pearson_r"]["mean"] <= got["pearson_r"]["ci_high"]
