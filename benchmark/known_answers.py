@@ -53,6 +53,7 @@ class FactorMeasure(Protocol):
     digest: str
     column: str  # the reference column its bands go under
     provenance: str
+    label: str  # what the figures call it ("oracle", "CLIP projection")
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
 
@@ -67,12 +68,14 @@ class CallableMeasure:
     digest: str
     column: str = COLUMN
     provenance: str = PROVENANCE
+    label: str = "oracle"
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.fn(pixels)
 
 
-def factor_measure(loaded: Any, *, digest: str, column: str = COLUMN, provenance: str = PROVENANCE) -> FactorMeasure:
+def factor_measure(loaded: Any, *, digest: str, column: str = COLUMN, provenance: str = PROVENANCE,
+                   label: str = "oracle") -> FactorMeasure:
     """The measure of a loaded factor oracle: `factor_names` and `measure(uint8 images) -> N×K` (the metric
     back-end of kind `factor-oracle`, or `metrics.clip_projection`); ranges from its `factor_ranges`, or the
     renderer's when it measures the synthetic world's factors. Pixels are quantised to uint8 first, as every stored
@@ -91,7 +94,7 @@ def factor_measure(loaded: Any, *, digest: str, column: str = COLUMN, provenance
             raise ManifestError(f"the measure's factors {names} have no ranges", fix="give it `factor_ranges`")
         ranges = {n: FACTOR_RANGES[n] for n in names}
     return CallableMeasure(lambda pixels: loaded.measure(to_uint8(pixels)).float(), names, dict(ranges), digest,
-                           column, provenance)
+                           column, provenance, label)
 
 
 @dataclass(frozen=True)
@@ -547,7 +550,7 @@ class KnownAnswerGates:
 
 def figure_data(ctx: Context) -> dict[str, Any]:
     """Everything the property figures need, from the units computed above (nothing is recomputed here)."""
-    out: dict[str, Any] = {"curves": {}, "grids": {}}
+    out: dict[str, Any] = {"measure": ctx.measure.label, "curves": {}, "grids": {}}
     ids = ctx.ids(ctx.figure_count())
     for label, entry in ctx._units.items():
         kind, _, attrs = label.partition(" ")

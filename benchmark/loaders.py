@@ -282,7 +282,7 @@ def _clip_projection_measure(resolved, device):
     digest = json_digest({"clip": m.digest, "prompts": prompts, "options": options.model_dump(),
                           "code": _clip_projection_code()})
     return factor_measure(ClipProjectionFactors(embedder, prompts, templates=options.templates), digest=digest,
-                          column=CLAIM_COLUMN, provenance=CLIP_PROVENANCE)
+                          column=CLAIM_COLUMN, provenance=CLIP_PROVENANCE, label="CLIP projection")
 
 
 def _clip_projection_code() -> str:

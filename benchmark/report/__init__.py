@@ -115,13 +115,14 @@ def _property_figures(run_dir: Path, folder: Path) -> list[Path]:
         written.append(figures.edit_grid(grid["rows"], grid["cols"], images, folder / f"property_{name}.png",
                                          title=grid["title"]))
     curves = props.get("curves", {})
+    shift_label = f"{props.get('measure', 'oracle')} shift of the target factor"
     linear = {k.split("/", 1)[1]: v for k, v in curves.items() if k.startswith("linearity/")}
     if linear:
         data = {f"{a} ({v['factor']})": (v["scales"], *zip(*(_ci(m) for m in v["mean_curve"]), strict=True))
                 for a, v in linear.items()}
         written.append(figures.response_curves(
             data, folder / "property_linearity_curves.png", xlabel="Δh scale",
-            ylabel="oracle shift of the target factor", untrained=(min(min(v["scales"]) for v in linear.values()), 0),
+            ylabel=shift_label, untrained=(min(min(v["scales"]) for v in linear.values()), 0),
             title="Linearity: mean response over Δh scale (95% CI)"))
     sweep = {k.split("/", 1)[1]: v for k, v in curves.items() if k.startswith("t_edit_sweep/")}
     if sweep:
@@ -129,7 +130,7 @@ def _property_figures(run_dir: Path, folder: Path) -> list[Path]:
                 for a, v in sweep.items()}
         written.append(figures.response_curves(
             data, folder / "property_t_edit_sweep.png", xlabel="t_edit (Δh applied for t ≥ t_edit)",
-            ylabel="oracle shift of the target factor",
+            ylabel=shift_label,
             vlines={f"{a} ({v['factor']})": v["trained_t_edit"] for a, v in sweep.items()},
             title="t_edit sweep (dotted: the t_edit f_t was trained with)"))
     consistency = {k.split("/", 1)[1]: v for k, v in curves.items() if k.startswith("consistency/")}
@@ -174,16 +175,17 @@ def _caption(path: Path) -> str:
 
 
 PROPERTY_CAPTIONS = {
-    "property_linearity_curves": "Linearity: the oracle's target factor against the Δh scale (mean over images, "
-                                 "95% bootstrap CI). Negative scales were never trained.",
+    "property_linearity_curves": "Linearity: the measured target factor (oracle or CLIP projection, as the axis "
+                                 "says) against the Δh scale (mean over images, 95% bootstrap CI). Negative scales "
+                                 "were never trained.",
     "property_t_edit_sweep": "The edit's effect on the target factor when Δh is applied from t_edit on.",
     "property_consistency_relative_distance": "Timestep consistency: distance of each replacement of Δh_t "
                                               "(its mean over t, its mean over images, a trained global Δh) "
                                               "from the Δh_t edit, relative to the edit's own size.",
     "property_consistency_shift_ratio": "Timestep consistency: the replacement's target-factor shift over the "
                                         "Δh_t edit's (1 = the same effect).",
-    "property_homogeneity": "Homogeneity: mean pairwise cosine of the edit's direction across images, in oracle "
-                            "factors, pixels and h.",
+    "property_homogeneity": "Homogeneity: mean pairwise cosine of the edit's direction across images, in the "
+                            "measured factors, pixels and h.",
 }
 
 
