@@ -7,8 +7,9 @@ of factor k is its CLIP image-embedding change along ΔT_k. The object satisfies
 (`metrics.backends.protocols.FactorOracle`), so the property code takes it like the synthetic world's oracle.
 
 What it is not: an independent judge. It is the same CLIP family the method trains against, so it rewards any
-pixel change CLIP reads as the attribute, and text directions of different attributes are not orthogonal (smiling
-and sad point nearly opposite ways), so a change along one factor is not a leak into an "independent" one.
+pixel change CLIP reads as the attribute. Nor are its factors independent: text directions of different attributes
+need not be orthogonal (the synthetic CLIP's four have cosines 0.00–0.22 with each other; OpenAI's are not
+measured here), so a change along another attribute's direction is not, by itself, a leak.
 """
 
 from __future__ import annotations
