@@ -131,6 +131,40 @@ def test_publish_stores_half_precision_with_metadata(tmp_path):
     assert not (tmp_path / "overflow.safetensors").exists()
 
 
+def test_publish_checks_the_limit_on_the_bytes_it_will_ship(tmp_path, monkeypatch):
+    """The size limit is checked on the float16 file that is shipped (not an estimate), before anything is written;
+    the manifest pins the shipped file's sha256."""
+    import hashlib
+
+    import yaml
+    from safetensors.torch import save_file
+
+    from benchmark.synthetic import publish as P
+
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(P, "REPO_ROOT", repo)
+    monkeypatch.setattr(P, "RESULTS_DIR", repo / "results")
+    monkeypatch.setattr(P, "manifests_dir", lambda: repo / "manifests")
+    (repo / "manifests" / "models").mkdir(parents=True)
+    out = tmp_path / "trained"
+    out.mkdir()
+    save_file({"w": torch.ones(1000)}, str(out / "clip.safetensors"))
+    dest = repo / P.ASSETS / "clip.safetensors"
+
+    P._save_half(out / "clip.safetensors", tmp_path / "reference.safetensors")
+    exact = (tmp_path / "reference.safetensors").stat().st_size  # header included: more than half the float32 file
+    monkeypatch.setattr(P, "MAX_TOTAL_BYTES", exact - 1)
+    with pytest.raises(BenchError, match="would total"):
+        P.publish(out, ["clip"])
+    assert not dest.exists()
+
+    monkeypatch.setattr(P, "MAX_TOTAL_BYTES", exact)
+    P.publish(out, ["clip"])
+    assert dest.read_bytes() == (tmp_path / "reference.safetensors").read_bytes()
+    doc = yaml.safe_load((repo / "manifests" / "models" / "synthetic-clip.yaml").read_text())
+    assert doc["source"]["files"][0]["sha256"] == hashlib.sha256(dest.read_bytes()).hexdigest()
+
+
 def test_loaders_refuse_a_wrong_digest(tmp_path):
     from benchmark.synthetic.weights import load_oracle, shipped_file
 

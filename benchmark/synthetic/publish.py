@@ -67,7 +67,8 @@ def publish(out: Path, names: list[str] | None = None) -> None:
     missing = [n for n in names if not (out / f"{n}.safetensors").is_file()]
     if missing:
         raise BenchError(f"{out} has no trained {', '.join(missing)}", fix="train them first (--only ...)")
-    sizes = {n: (out / f"{n}.safetensors").stat().st_size // (2 if n in STORE_HALF else 1) for n in names}
+    shipped = {n: _file_to_ship(out, n) for n in names}  # float16 copies are made first, so sizes are exact
+    sizes = {n: path.stat().st_size for n, path in shipped.items()}
     others = {p.relative_to(REPO_ROOT / ASSETS).as_posix(): p.stat().st_size
               for p in (REPO_ROOT / ASSETS).rglob("*.safetensors")
               if p.parent != REPO_ROOT / ASSETS or p.stem not in sizes}
@@ -76,14 +77,10 @@ def publish(out: Path, names: list[str] | None = None) -> None:
         raise BenchError(f"shipped weights would total {total / 1e6:.1f} MB (limit {MAX_TOTAL_BYTES / 1e6:.0f} MB)",
                          fix="shrink the models' configs")
     for name in names:
-        src = out / f"{name}.safetensors"
-        dest = REPO_ROOT / ASSETS / src.name
+        dest = REPO_ROOT / ASSETS / f"{name}.safetensors"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if name in STORE_HALF:
-            _save_half(src, dest)
-        else:
-            with atomic_path(dest) as tmp:
-                shutil.copyfile(src, tmp)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(shipped[name], tmp)
         meta = json.loads((out / f"{name}.json").read_text()) if (out / f"{name}.json").is_file() else {}
         doc = manifest_doc(name, dest, meta)
         target = manifests_dir() / "models" / f"synthetic-{name}.yaml"
@@ -91,9 +88,19 @@ def publish(out: Path, names: list[str] | None = None) -> None:
         write_text(target, "# Written by `python -m benchmark.synthetic.train publish`; do not edit by hand.\n"
                    + yaml.safe_dump(doc, sort_keys=False, width=110))
         write_json(RESULTS_DIR / "synthetic-world" / "training" / f"{name}.json", meta)
-        print(f"published {name}: {dest.relative_to(REPO_ROOT)} ({sizes[name] / 2**20:.2f} MiB), {target.name}",
+        print(f"published {name}: {dest.relative_to(REPO_ROOT)} ({sizes[name] / 1e6:.2f} MB), {target.name}",
               file=sys.stderr)
     print(f"shipped weights total {total / 1e6:.2f} MB", file=sys.stderr)
+
+
+def _file_to_ship(out: Path, name: str) -> Path:
+    """The trained file as it will be shipped: itself, or its float16 copy beside it for `STORE_HALF` models."""
+    src = out / f"{name}.safetensors"
+    if name not in STORE_HALF:
+        return src
+    half = out / f"{name}.float16.safetensors"
+    _save_half(src, half)
+    return half
 
 
 def _save_half(src: Path, dest: Path) -> None:
