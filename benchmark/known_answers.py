@@ -32,14 +32,21 @@ from benchmark.gates import evaluate_gates
 from benchmark.hashing import json_digest, sha256_file
 from benchmark.images import from_uint8, to_uint8
 from benchmark.registry import Registry
-from benchmark.results import Band, Gate, MetricValue, ReferenceValue
+from benchmark.results import (
+    KNOWN_ANSWER_COLUMN,
+    PAPER_CLAIM_COLUMN,
+    Band,
+    Gate,
+    MetricValue,
+    ReferenceValue,
+)
 from benchmark.runner import Stage
 from benchmark.stages.invert import gather
 from metrics.aggregate import Aggregate, aggregate_per_image
 
 PROPERTIES = Stage("properties", 1)
-COLUMN = "known-answer"
-CLAIM_COLUMN = "paper-claim"  # the real world's bands: what the paper claims, reported, no answer known
+COLUMN = KNOWN_ANSWER_COLUMN
+CLAIM_COLUMN = PAPER_CLAIM_COLUMN  # the real world's bands: what the paper claims, reported, no answer known
 DDIM = "ddim"  # the "attribute" key of checks on plain DDIM (reconstruction, Δh = 0)
 PROVENANCE = "known answer of the synthetic world (suite manifest `known_answers`)"
 CLIP_PROVENANCE = ("h-space property on real faces, measured as the change of cos(E_I(image), ΔT) along each "

@@ -245,10 +245,10 @@ def _known_answer_gates(resolved, device) -> list:
         return []
     from benchmark.known_answers import KnownAnswerGates, factor_measure
 
-    m = resolved.known_answer_measure
-    manifest = m.manifest
     if spec.clip_projection is not None:
         return [KnownAnswerGates(spec, _clip_projection_measure(resolved, device))]
+    m = resolved.known_answer_measure
+    manifest = m.manifest
     if manifest.loader == "metric-backend":  # the oracle is a metric back-end of kind factor-oracle
         from benchmark.fetch import model_dir
         from metrics.backends import load_backend

@@ -103,6 +103,13 @@ class Gate(_Frozen):
     passed: bool
 
 
+# Reference columns that carry a band but no value (benchmark.known_answers): the synthetic world's known answers,
+# and the paper's qualitative claims about h-space, measured on real faces.
+KNOWN_ANSWER_COLUMN = "known-answer"
+PAPER_CLAIM_COLUMN = "paper-claim"
+BAND_ONLY_COLUMNS = (KNOWN_ANSWER_COLUMN, PAPER_CLAIM_COLUMN)
+
+
 class ReferenceValue(_Frozen):
     """One cell a run is compared with; see `benchmark.gates`."""
 

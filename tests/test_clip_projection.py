@@ -98,11 +98,13 @@ def test_clip_projection_targets_must_be_suite_attributes(tmp_path):
     assert any("targets name other factors ['smile']" in str(p) for p in e.value.problems)
 
 
-def test_paper_table_measures_every_attribute_whatever_the_selection():
+def test_paper_table_measures_every_attribute_whatever_the_selection(fixtures):
     """The harness's measure for paper-table's tiny profile: one factor per suite attribute, cosine ranges, the
-    paper-claim column; its digest is the same whichever attributes a run selects (one cache key)."""
-    from benchmark.loaders import _clip_projection_measure, load_plugins
+    paper-claim column; a run of one attribute (`--attributes smiling`) gets the same measure, digest included, so
+    its property units share cache keys with a run of all five."""
+    from benchmark.loaders import _clip_projection_measure, load_plugins, plan_from_manifests
     from benchmark.manifests import ManifestRegistry, resolve_suite
+    from benchmark.suite import RunRequest
 
     load_plugins()
     resolved = resolve_suite("paper-table", profile="tiny", registry=ManifestRegistry())
@@ -112,6 +114,9 @@ def test_paper_table_measures_every_attribute_whatever_the_selection():
     assert measure.column == "paper-claim" and "no answer is known" in measure.provenance
     values = measure(torch.zeros(2, 3, 32, 32))
     assert values.shape == (2, 5) and bool((values.abs() <= 1.0).all())
-    again = _clip_projection_measure(resolve_suite("paper-table", profile="tiny", registry=ManifestRegistry()),
-                                     torch.device("cpu"))
-    assert again.digest == measure.digest
+
+    plan = plan_from_manifests("paper-table", RunRequest(suite="paper-table", profile="tiny", device="cpu",
+                                                         attributes=["smiling"], data=str(fixtures / "celebahq")))
+    assert [a.name for a in plan.attributes] == ["smiling"]
+    (gates,) = plan.extra_gates
+    assert gates.measure.names == measure.names and gates.measure.digest == measure.digest

@@ -12,7 +12,7 @@ import pandas as pd
 
 from benchmark.ablation import split_arm
 from benchmark.atomic import write_text
-from benchmark.results import MetricValue, ReferenceValue, RunResult
+from benchmark.results import BAND_ONLY_COLUMNS, MetricValue, ReferenceValue, RunResult
 
 ARROW = {"higher": "↑", "lower": "↓"}
 REFERENCE_COLUMNS = {"paper": "Paper", "reproduction-study": "Reproduction study"}
@@ -25,9 +25,6 @@ SDIR_CAVEAT = (
     "column is not directly comparable with either (asyrp-reference.md §10; docs/metrics.md)."
 )
 NOT_REPORTED = "not reported"
-# Columns of bands without a value (benchmark.known_answers): the synthetic world's known answers, and the paper's
-# claims about h-space measured on real faces.
-BAND_ONLY_COLUMNS = ("known-answer", "paper-claim")
 
 
 @dataclass(frozen=True)
