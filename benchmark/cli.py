@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import __version__
-from benchmark.errors import BenchError, GateFailed
+from benchmark.core.errors import BenchError, GateFailed
 
 EXAMPLES = """\
 examples:
@@ -167,11 +167,11 @@ def _data_arguments(p) -> None:
     p.add_argument("--train-data", metavar="PATH", help="the training images, when another dataset")
 
 
-# -- validate / fetch / lock (the checks themselves live in benchmark.validate, .fetch and .lock) -------------------
+# -- validate / fetch / lock (the checks themselves live in benchmark.inputs.validate, .fetch and .lock) -------------------
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from benchmark.suite import known_metric_names
-    from benchmark.validate import validate_suite
+    from benchmark.inputs.validate import validate_suite
+    from benchmark.plan.suite import known_metric_names
 
     report = validate_suite(args.suite, profile=args.profile, data_root=args.data, train_data_root=args.train_data,
                             device=args.device, out_dir=args.out, known_metrics=known_metric_names())
@@ -180,9 +180,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from benchmark.fetch import fetch_models
-    from benchmark.lock import LockFile
-    from benchmark.manifests import ManifestRegistry, resolve_suite
+    from benchmark.inputs.fetch import fetch_models
+    from benchmark.inputs.lock import LockFile
+    from benchmark.inputs.manifests import ManifestRegistry, resolve_suite
 
     if not args.models and not args.suite:
         raise BenchError("fetch needs model names or --suite", fix="e.g. `python run_all.py fetch --suite paper-table`")
@@ -198,8 +198,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_lock(args: argparse.Namespace) -> int:
-    from benchmark.lock import lock_suite
-    from benchmark.manifests import resolve_suite
+    from benchmark.inputs.lock import lock_suite
+    from benchmark.inputs.manifests import resolve_suite
 
     summary = lock_suite(resolve_suite(args.suite, profile=args.profile), data_root=args.data,
                          train_data_root=args.train_data)
@@ -214,8 +214,8 @@ def _cmd_lock(args: argparse.Namespace) -> int:
 # -- run ----------------------------------------------------------------------------------------------------------
 
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from benchmark.results import load_results
-    from benchmark.suite import RunRequest
+    from benchmark.outputs.results import load_results
+    from benchmark.plan.suite import RunRequest
 
     request = RunRequest(suite=args.suite, attributes=args.attributes, limit=args.limit, device=args.device,
                          profile=args.profile, data=args.data, train_data=args.train_data)
@@ -233,8 +233,8 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _execute(request, out: Path, *, fresh: bool, argv: Sequence[str]) -> Path:
     """Resolve, check and run a suite; returns the run folder."""
-    from benchmark.results import check_writable
-    from benchmark.suite import resolve_plan
+    from benchmark.outputs.results import check_writable
+    from benchmark.plan.suite import resolve_plan
 
     check_writable(out)  # before any compute: a result that cannot be written is not worth an hour of GPU
     plan = resolve_plan(request)
@@ -242,7 +242,7 @@ def _execute(request, out: Path, *, fresh: bool, argv: Sequence[str]) -> Path:
         logging.getLogger("benchmark").warning(
             "--limit %d: NOT FOR REPORTING. Only the first %d images are used; the results are marked as such.",
             request.limit, request.limit)
-    from benchmark.pipeline import run_plan
+    from benchmark.run.pipeline import run_plan
 
     return run_plan(plan, stage_runner(plan, fresh=fresh), out, argv=list(argv)).resolve()
 
@@ -251,10 +251,10 @@ def stage_runner(plan, *, fresh: bool = False, progress: bool | None = None):
     """The runner over the user's stage cache, keyed as every run's is."""
     import torch
 
-    from benchmark.cache import StageCache
-    from benchmark.paths import cache_dir
-    from benchmark.results import package_versions
-    from benchmark.runner import Runner
+    from benchmark.core.paths import cache_dir
+    from benchmark.outputs.results import package_versions
+    from benchmark.run.cache import StageCache
+    from benchmark.run.runner import Runner
 
     device = torch.device(plan.device)
     # Library versions and the device type change numerics without changing any input: part of every key.
@@ -265,10 +265,10 @@ def stage_runner(plan, *, fresh: bool = False, progress: bool | None = None):
 # -- baseline -----------------------------------------------------------------------------------------------------
 
 def _cmd_baseline(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from benchmark import baseline as bl
+    from benchmark.checks import baseline as bl
 
     if args.baseline_command == "check":
-        from benchmark.results import load_results
+        from benchmark.outputs.results import load_results
 
         violations = bl.check_against(load_results(args.run_dir), bl.load_baseline(args.baseline))
         for v in violations:
@@ -277,7 +277,7 @@ def _cmd_baseline(args: argparse.Namespace, argv: Sequence[str]) -> int:
             raise GateFailed(f"{len(violations)} score(s) left their baseline tolerance ({args.baseline})")
         print(f"every score within its tolerance of {args.baseline}")
         return 0
-    from benchmark.suite import RunRequest
+    from benchmark.plan.suite import RunRequest
 
     bl.refuse_existing(args.out, overwrite=args.overwrite)  # before an expensive run, not after
     if args.from_runs:
@@ -297,7 +297,7 @@ def _cmd_baseline(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _summary(result, run_dir: Path) -> str:
-    from benchmark.report.tables import all_tables, to_markdown
+    from benchmark.outputs.report.tables import all_tables, to_markdown
 
     lines = [f"{result.suite}: {run_dir}"]
     if result.not_for_reporting:
@@ -315,7 +315,7 @@ def _summary(result, run_dir: Path) -> str:
 # -- report / compare / ls ----------------------------------------------------------------------------------------
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.report import build_report
+    from benchmark.outputs.report import build_report
 
     report = build_report(args.run_dir)
     print(report.html)
@@ -323,7 +323,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from benchmark.report.compare import compare_runs
+    from benchmark.outputs.report.compare import compare_runs
 
     table = compare_runs(args.a, args.b)
     if args.json:
@@ -336,7 +336,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_bias(args: argparse.Namespace) -> int:
     import os
 
-    from benchmark.report.bias import build_bias_report, to_markdown
+    from benchmark.outputs.report.bias import build_bias_report, to_markdown
 
     attributes_file = args.attributes_file or os.environ.get("ASYRP_CELEBA_ATTRIBUTES")
     if not attributes_file:
@@ -355,7 +355,7 @@ def _cmd_bias(args: argparse.Namespace) -> int:
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
-    from benchmark.suite import catalogue
+    from benchmark.plan.suite import catalogue
 
     entries = catalogue()
     if args.json:

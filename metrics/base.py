@@ -20,10 +20,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm.auto import tqdm
 
-from benchmark.errors import BenchError, DataError
-from benchmark.images import check_same_count, check_uint8_images
-from benchmark.registry import Registry
-from benchmark.runtime import device_description, resolve_device
+from benchmark.core.errors import BenchError, DataError
+from benchmark.core.images import check_same_count, check_uint8_images
+from benchmark.core.registry import Registry
+from benchmark.core.runtime import device_description, resolve_device
 from metrics.aggregate import Aggregate
 from metrics.backends.registry import get_backend, load_backend, resolve_weights
 

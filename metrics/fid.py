@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from benchmark.atomic import save_safetensors
-from benchmark.errors import DataError
-from benchmark.hashing import json_digest, tensor_digest
-from benchmark.paths import cache_dir
+from benchmark.core.atomic import save_safetensors
+from benchmark.core.errors import DataError
+from benchmark.core.hashing import json_digest, tensor_digest
+from benchmark.core.paths import cache_dir
 from metrics.aggregate import Aggregate, aggregate_set_statistic
 from metrics.base import EditSet, Metric, MetricResult, MetricSpec, register_metric
 from metrics.functional import frechet_distance, frechet_distance_from_features

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 
 #: Below this L2 norm an image direction ΔI counts as zero (the edit did not move the embedding).
 ZERO_DIRECTION_EPS = 1e-8

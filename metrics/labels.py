@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 from metrics.aggregate import aggregate_per_image
 from metrics.backends.clip import PREPROCESS_MODES
 from metrics.base import EditSet, Metric, MetricResult, MetricSpec, register_metric

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from diffusers import UNet2DModel
 
-from benchmark.errors import BenchError, DataError, DigestMismatchError, MissingWeightsError
-from benchmark.hashing import sha256_file
+from benchmark.core.errors import BenchError, DataError, DigestMismatchError, MissingWeightsError
+from benchmark.core.hashing import sha256_file
 from models.codec import PixelCodec
 from models.diffusion_model import DiffusionModel
 from models.hspace import HSpaceUNet

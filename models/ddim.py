@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 
 def predict_x0(x: torch.Tensor, eps: torch.Tensor, a_t: float) -> torch.Tensor:

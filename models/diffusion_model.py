@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from benchmark.errors import BenchError
-from benchmark.hashing import tensor_digest
+from benchmark.core.errors import BenchError
+from benchmark.core.hashing import tensor_digest
 from models.codec import Codec, PixelCodec
 from models.hspace import HSpaceUNet
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import BenchError, DataError, DigestMismatchError
-from benchmark.hashing import sha256_file
-from benchmark.registry import Registry
+from benchmark.core.errors import BenchError, DataError, DigestMismatchError
+from benchmark.core.hashing import sha256_file
+from benchmark.core.registry import Registry
 
 FtFactory = Callable[..., nn.Module]
 FT_REGISTRY: Registry[FtFactory] = Registry("f_t network")

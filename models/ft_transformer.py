@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from diffusers.models.normalization import AdaGroupNorm
 from torch import nn
 
-from benchmark.errors import BenchError, DataError
+from benchmark.core.errors import BenchError, DataError
 from models.ft import FT_REGISTRY
 
 Layout = Literal["pixel", "channel"]

@@ -15,8 +15,8 @@ import torch
 from diffusers import UNet2DModel
 from torch import nn
 
-from benchmark.errors import BenchError
-from benchmark.registry import require_choice
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import require_choice
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 

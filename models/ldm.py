@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from benchmark.errors import BenchError, DataError, MissingWeightsError
+from benchmark.core.errors import BenchError, DataError, MissingWeightsError
 from models.codec import KLCodec, VQCodec
 from models.diffusion_model import DiffusionModel
 from models.hspace import HSpaceUNet

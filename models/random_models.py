@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from diffusers import UNet2DModel
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 from models.codec import PixelCodec
 from models.diffusion_model import DiffusionModel
 from models.hspace import HSpaceUNet

@@ -10,7 +10,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
-from benchmark.errors import BenchError, DataError
+from benchmark.core.errors import BenchError, DataError
 from models.ddim import ddim_step
 from models.diffusion_model import DiffusionModel
 from models.schedule import inversion_steps, reverse_steps
@@ -88,7 +88,7 @@ class Inversion:
         )
 
     def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-        """Flat tensors + string metadata, ready for `benchmark.atomic.save_safetensors`."""
+        """Flat tensors + string metadata, ready for `benchmark.core.atomic.save_safetensors`."""
         tensors = {"x_T": self.x_T}
         meta = {"n_steps": str(self.n_steps), "t0": str(self.t0)}
         if self.reconstruction is not None:
@@ -262,7 +262,7 @@ def generate(model: DiffusionModel, x_T: torch.Tensor, edits: Sequence[tuple[FtC
     steps = reverse_steps(schedule.n_steps, schedule.t0)
     if any(t < schedule.t_boost for t, _ in steps) and generator is None:
         raise BenchError(f"t_boost={schedule.t_boost} adds noise below it, and no generator was given",
-                         fix="pass generator=benchmark.runtime.generator(seed) for reproducible noise")
+                         fix="pass generator=benchmark.core.runtime.generator(seed) for reproducible noise")
     x = x_T.to(model.device, torch.float32)
     scale = schedule.effective_scale
     record: dict[int, torch.Tensor] | None = {} if return_delta_h else None
@@ -347,7 +347,7 @@ def _check_pixels(images: torch.Tensor, model: DiffusionModel) -> None:
         raise DataError(f"expected images as an N×C×H×W tensor, got {getattr(images, 'shape', type(images))}")
     if not images.is_floating_point():
         raise DataError(f"expected float pixels in [-1, 1], got dtype {images.dtype}",
-                        fix="convert uint8 images with benchmark.images.from_uint8")
+                        fix="convert uint8 images with benchmark.core.images.from_uint8")
     if tuple(images.shape[-2:]) != (model.image_size, model.image_size):
         raise DataError(f"expected {model.image_size}×{model.image_size} images for {model.name}, got "
                         f"{images.shape[-2]}×{images.shape[-1]}", fix="resize with the dataset's preprocessing")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 
 def timestep_grid(n: int, t0: int = 999) -> list[int]:

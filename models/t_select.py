@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.errors import BenchError, DataError, MissingWeightsError
+from benchmark.core.errors import BenchError, DataError, MissingWeightsError
 from models.ddim import ddim_step
 from models.diffusion_model import DiffusionModel
 from models.schedule import inversion_steps
@@ -76,7 +76,7 @@ class LpipsCurves:
 
     def save(self, folder: str | Path, prefix: str) -> dict[str, Path]:
         """Write the four tables in the authors' TSV layout (`{prefix}_LPIPS_distance_x.tsv`, ...)."""
-        from benchmark.atomic import write_text
+        from benchmark.core.atomic import write_text
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def compute_lpips_curves(model: DiffusionModel, images: torch.Tensor, *, n_steps
     the curve starts at 0 as it does for a pixel model (with "input" the autoencoder's own error is a floor under
     the whole curve); for a pixel model both are the same.
     """
-    from benchmark.registry import require_choice
+    from benchmark.core.registry import require_choice
 
     require_choice("LPIPS curve reference", reference, ["input", "autoencoder"])
     distance = distance or lpips_alex_distance(model.device)

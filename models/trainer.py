@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from tqdm.auto import tqdm
 
-from benchmark.errors import BenchError, DataError
+from benchmark.core.errors import BenchError, DataError
 from models.clip_loss import DirectionalClipLoss
 from models.ddim import ddim_step
 from models.diffusion_model import DiffusionModel
@@ -214,7 +214,7 @@ def _prepare(model: DiffusionModel, images: torch.Tensor, inversions: Inversion,
              need_reference: bool) -> list[tuple[int, int]]:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
         raise DataError("train_ft needs the real input images as float pixels in [-1, 1], N×C×H×W",
-                        fix="convert uint8 images with benchmark.images.from_uint8")
+                        fix="convert uint8 images with benchmark.core.images.from_uint8")
     if len(inversions) != images.shape[0]:
         raise DataError(f"{images.shape[0]} images but {len(inversions)} inversions; they must be the same "
                         "images in the same order")

@@ -10,8 +10,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmark.atomic import write_text  # noqa: E402
-from benchmark.manifests import manifest_from_dict  # noqa: E402
+from benchmark.core.atomic import write_text  # noqa: E402
+from benchmark.inputs.manifests import manifest_from_dict  # noqa: E402
 
 
 def read_mapping(path: Path) -> dict[str, tuple[int, int]]:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from _manifest_io import read_mapping, write_manifest
 
-from benchmark.hashing import sha256_bytes
-from benchmark.paths import MANIFESTS_DIR, fixtures_dir
+from benchmark.core.hashing import sha256_bytes
+from benchmark.core.paths import MANIFESTS_DIR, fixtures_dir
 
 GENERATOR = "scripts/make_celebahq_manifests.py"
 DISTRIBUTIONS = ("stylemapgan-raw", "diffusionclip-lmdb", "celebamask-hq")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from _manifest_io import read_mapping, write_manifest
 
-from benchmark.hashing import sha256_file
-from benchmark.paths import MANIFESTS_DIR, fixtures_dir
+from benchmark.core.hashing import sha256_file
+from benchmark.core.paths import MANIFESTS_DIR, fixtures_dir
 
 GENERATOR = "scripts/make_fixture_manifests.py"
 ASYRP_COMMIT = "a6c82dc760849dd4c1e878990ce38e824967e5b0"

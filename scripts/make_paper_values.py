@@ -22,7 +22,7 @@ import sys
 
 from _manifest_io import write_manifest
 
-from benchmark.paths import MANIFESTS_DIR
+from benchmark.core.paths import MANIFESTS_DIR
 
 GENERATOR = "scripts/make_paper_values.py"
 ATTRIBUTES = ["smiling", "sad", "tanned", "pixar", "neanderthal"]

@@ -11,8 +11,8 @@ import sys
 
 from _manifest_io import write_manifest
 
-from benchmark.manifests import ManifestRegistry
-from benchmark.paths import MANIFESTS_DIR
+from benchmark.core.paths import MANIFESTS_DIR
+from benchmark.inputs.manifests import ManifestRegistry
 
 
 def subset(source: dict, n: int) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.paths import fixtures_dir
+from benchmark.core.paths import fixtures_dir
 
 
 def pytest_collection_modifyitems(config, items):

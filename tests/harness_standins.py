@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.hashing import tensor_digest
-from benchmark.stages.plan import AttributePlan, ImageItem, MetricPlan, SuitePlan
+from benchmark.core.hashing import tensor_digest
+from benchmark.run.suite_plan import AttributePlan, ImageItem, MetricPlan, SuitePlan
 
 
 @dataclass

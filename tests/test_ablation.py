@@ -11,16 +11,23 @@ import yaml
 from models_helpers import micro_model, one_thread, smooth_images, tiny_clip  # noqa: F401
 
 import models as M
-from benchmark.ablation import arm_name, split_arm
-from benchmark.errors import ManifestError, UnknownNameError
-from benchmark.loaders import _ablation_arms, _check_ft_names
-from benchmark.manifests import ManifestRegistry, manifest_from_dict, resolve_suite
-from benchmark.paths import manifests_dir
-from benchmark.report import build_report
-from benchmark.report.figures import rollout_means
-from benchmark.results import AttributeInfo, MetricValue, RunInfo, RunResult, write_results, write_training
-from benchmark.stages.asyrp import AsyrpEngine, Steps, TrainSettings
-from benchmark.stages.plan import AttributePlan
+from benchmark.core.errors import ManifestError, UnknownNameError
+from benchmark.core.paths import manifests_dir
+from benchmark.inputs.manifests import ManifestRegistry, manifest_from_dict, resolve_suite
+from benchmark.outputs.ablation import arm_name, split_arm
+from benchmark.outputs.report import build_report
+from benchmark.outputs.report.figures import rollout_means
+from benchmark.outputs.results import (
+    AttributeInfo,
+    MetricValue,
+    RunInfo,
+    RunResult,
+    write_results,
+    write_training,
+)
+from benchmark.plan.loaders import _ablation_arms, _check_ft_names
+from benchmark.run.stages.asyrp import AsyrpEngine, Steps, TrainSettings
+from benchmark.run.suite_plan import AttributePlan
 
 SUITE_FILE = manifests_dir() / "suites" / "ablation-ft.yaml"
 ARMS = ["conv", "pixel", "channel", "pixel-channel", "channel-pixel"]

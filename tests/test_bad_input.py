@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from benchmark.paths import MANIFESTS_DIR
+from benchmark.core.paths import MANIFESTS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["run", "--suite", "paper-table", "--profile", "tiny", "--device", "cpu"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark import baseline as bl
+from benchmark.checks import baseline as bl
 from benchmark.cli import main
-from benchmark.errors import BenchError
-from benchmark.results import MetricValue, RunInfo, RunResult, write_results
+from benchmark.core.errors import BenchError
+from benchmark.outputs.results import MetricValue, RunInfo, RunResult, write_results
 
 
 def _result(values: dict[str, dict[str, tuple[float, float | None, float | None]]], profile="quick") -> RunResult:

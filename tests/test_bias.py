@@ -7,9 +7,9 @@ import pytest
 import torch
 from metrics_helpers import random_images
 
-from benchmark.errors import DataError, UnknownNameError
-from benchmark.report.bias import per_image_row, set_metric_row, split_indices
-from benchmark.report.groups import (
+from benchmark.core.errors import DataError, UnknownNameError
+from benchmark.outputs.report.bias import per_image_row, set_metric_row, split_indices
+from benchmark.outputs.report.groups import (
     attribute_values,
     group_labels,
     image_refs,
@@ -173,7 +173,7 @@ def _cli(tmp_path, *args, timeout=900):
 
 
 def _hand_counts(anno, manifest_items, attribute):
-    """Group sizes read straight from the attribute file by CelebA-HQ index (independent of benchmark.report)."""
+    """Group sizes read straight from the attribute file by CelebA-HQ index (independent of benchmark.outputs.report)."""
     lines = anno.read_text().splitlines()
     col = lines[1].split().index(attribute)
     value = {ln.split()[0].split(".")[0]: int(ln.split()[1 + col]) for ln in lines[2:]}

@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from benchmark.cache import StageCache, StageOutput, stage_key
-from benchmark.hashing import json_digest
+from benchmark.core.hashing import json_digest
+from benchmark.run.cache import StageCache, StageOutput, stage_key
 
 
 def test_key_changes_with_every_input():
@@ -43,7 +43,7 @@ def test_roundtrip_hit_and_fresh(tmp_path, caplog):
         calls.append(1)
         return StageOutput(tensors={"x": torch.arange(6.0).reshape(2, 3)}, data={"loss": [1.0, 0.5]})
 
-    caplog.set_level("INFO", logger="benchmark.cache")
+    caplog.set_level("INFO", logger="benchmark.run.cache")
     e1 = cache.get_or_compute("train", "k" * 64, compute, spec={"a": 1}, label="smiling")
     e2 = cache.get_or_compute("train", "k" * 64, compute, spec={"a": 1}, label="smiling")
     assert len(calls) == 1 and not e1.hit and e2.hit
@@ -111,7 +111,7 @@ def test_concurrent_runs_compute_an_entry_once(tmp_path):
 
 
 def test_unwritable_cache_is_a_bench_error(tmp_path):
-    from benchmark.errors import BenchError
+    from benchmark.core.errors import BenchError
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -121,7 +121,7 @@ def test_unwritable_cache_is_a_bench_error(tmp_path):
 
 
 def test_code_digest_follows_the_package_source(tmp_path, monkeypatch):
-    from benchmark.cache import code_digest
+    from benchmark.run.cache import code_digest
 
     pkg = tmp_path / "fakepkg"
     (pkg / "sub").mkdir(parents=True)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 from metrics.clip_projection import ClipProjectionFactors
 from metrics.functional import direction_projection
 
@@ -84,8 +84,8 @@ def test_clip_projection_targets_must_be_suite_attributes(tmp_path):
 
     import yaml
 
-    from benchmark.manifests import ManifestRegistry, ResolutionErrors, resolve_suite
-    from benchmark.paths import manifests_dir
+    from benchmark.core.paths import manifests_dir
+    from benchmark.inputs.manifests import ManifestRegistry, ResolutionErrors, resolve_suite
 
     root = tmp_path / "manifests"
     shutil.copytree(manifests_dir(), root)
@@ -102,9 +102,9 @@ def test_paper_table_measures_every_attribute_whatever_the_selection(fixtures):
     """The harness's measure for paper-table's tiny profile: one factor per suite attribute, cosine ranges, the
     paper-claim column; a run of one attribute (`--attributes smiling`) gets the same measure, digest included, so
     its property units share cache keys with a run of all five."""
-    from benchmark.loaders import _clip_projection_measure, load_plugins, plan_from_manifests
-    from benchmark.manifests import ManifestRegistry, resolve_suite
-    from benchmark.suite import RunRequest
+    from benchmark.inputs.manifests import ManifestRegistry, resolve_suite
+    from benchmark.plan.loaders import _clip_projection_measure, load_plugins, plan_from_manifests
+    from benchmark.plan.suite import RunRequest
 
     load_plugins()
     resolved = resolve_suite("paper-table", profile="tiny", registry=ManifestRegistry())

@@ -10,12 +10,12 @@ import torch
 import yaml
 from PIL import Image
 
-from benchmark.data import load_dataset, preprocess, read_verified
-from benchmark.errors import DataError, DigestMismatchError
-from benchmark.hashing import sha256_bytes
-from benchmark.lock import LockFile, dataset_key
-from benchmark.manifests import ManifestRegistry, manifest_from_dict
-from benchmark.paths import MANIFESTS_DIR
+from benchmark.core.errors import DataError, DigestMismatchError
+from benchmark.core.hashing import sha256_bytes
+from benchmark.core.paths import MANIFESTS_DIR
+from benchmark.inputs.data import load_dataset, preprocess, read_verified
+from benchmark.inputs.lock import LockFile, dataset_key
+from benchmark.inputs.manifests import ManifestRegistry, manifest_from_dict
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from benchmark.errors import BenchError, DigestMismatchError, MissingWeightsError
-from benchmark.fetch import check_model_files, download, fetch_command, fetch_model, missing_weights
-from benchmark.lock import LockFile, model_key
-from benchmark.manifests import ManifestRegistry, manifest_from_dict, resolve_suite
+from benchmark.core.errors import BenchError, DigestMismatchError, MissingWeightsError
+from benchmark.inputs.fetch import check_model_files, download, fetch_command, fetch_model, missing_weights
+from benchmark.inputs.lock import LockFile, model_key
+from benchmark.inputs.manifests import ManifestRegistry, manifest_from_dict, resolve_suite
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from benchmark.atomic import atomic_open, write_json
-from benchmark.errors import BenchError, DataError, UnknownNameError
-from benchmark.hashing import canonical_json, json_digest, sha256_bytes
-from benchmark.paths import safe_join
-from benchmark.registry import Registry
+from benchmark.core.atomic import atomic_open, write_json
+from benchmark.core.errors import BenchError, DataError, UnknownNameError
+from benchmark.core.hashing import canonical_json, json_digest, sha256_bytes
+from benchmark.core.paths import safe_join
+from benchmark.core.registry import Registry
 
 
 def test_registry_did_you_mean():
@@ -59,7 +59,7 @@ def test_safe_join_refuses_escape(tmp_path):
 def test_uint8_round_trip_and_checks():
     import torch
 
-    from benchmark.images import check_uint8_images, from_uint8, to_uint8
+    from benchmark.core.images import check_uint8_images, from_uint8, to_uint8
 
     u = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16).expand(1, 3, 16, 16).contiguous()
     assert torch.equal(to_uint8(from_uint8(u)), u)
@@ -73,7 +73,7 @@ def test_uint8_round_trip_and_checks():
 
 
 def test_atomic_dir_swaps_in_whole_folders_and_keeps_the_old_one_on_error(tmp_path):
-    from benchmark.atomic import atomic_dir
+    from benchmark.core.atomic import atomic_dir
 
     target = tmp_path / "report"
     target.mkdir()

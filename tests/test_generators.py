@@ -6,8 +6,8 @@ import zipfile
 import pytest
 import yaml
 
-from benchmark.manifests import load_manifest
-from benchmark.paths import MANIFESTS_DIR, REPO_ROOT
+from benchmark.core.paths import MANIFESTS_DIR, REPO_ROOT
+from benchmark.inputs.manifests import load_manifest
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import make_celebahq_manifests  # noqa: E402

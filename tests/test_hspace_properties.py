@@ -10,7 +10,7 @@ import torch
 from models_helpers import micro_model, one_thread, smooth_images  # noqa: F401
 
 import models as M
-from benchmark import hspace_properties as P
+from benchmark.checks import hspace_properties as P
 
 SCALES = P.LINEARITY_SCALES
 

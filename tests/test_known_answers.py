@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.cache import StageCache
-from benchmark.known_answers import CHECKS, CallableMeasure, KnownAnswerGates
-from benchmark.manifests import KnownAnswers
-from benchmark.pipeline import PROPERTIES_FILE, run_plan
-from benchmark.results import load_results
-from benchmark.runner import Runner
-from benchmark.suite import RunRequest
+from benchmark.checks.known_answers import CHECKS, CallableMeasure, KnownAnswerGates
+from benchmark.inputs.manifests import KnownAnswers
+from benchmark.outputs.results import load_results
+from benchmark.plan.suite import RunRequest
+from benchmark.run.cache import StageCache
+from benchmark.run.pipeline import PROPERTIES_FILE, run_plan
+from benchmark.run.runner import Runner
 
 pytest.importorskip("models")
 pytest.importorskip("metrics")
@@ -56,7 +56,7 @@ SPEC = {
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
-    from benchmark.demo import build_demo
+    from benchmark.plan.demo import build_demo
 
     tmp = tmp_path_factory.mktemp("ka")
     plan = build_demo(RunRequest(suite="demo"))
@@ -85,7 +85,7 @@ def test_every_check_is_registered_and_reported(run):
 
 def test_values_match_independent_computations(run):
     """PSNR (numpy formula, not skimage) and the target shift, recomputed from a fresh inversion and edit."""
-    from benchmark.images import from_uint8, to_uint8
+    from benchmark.core.images import from_uint8, to_uint8
 
     plan, runner, _, result = run
     engine = plan.engine
@@ -115,7 +115,7 @@ def runner_key(runner, label):
 
 
 def test_psnr_check_equals_a_hand_computation():
-    from benchmark.known_answers import _reconstruction_psnr
+    from benchmark.checks.known_answers import _reconstruction_psnr
 
     class Ctx:
         def originals(self):
@@ -162,7 +162,7 @@ def test_rerun_is_all_cache_hits(run, tmp_path):
 
 def test_a_change_of_the_property_code_invalidates_every_property_unit(run, tmp_path, monkeypatch):
     """The engine's spec carries its own "code" (the models package); it must not mask the property code's."""
-    import benchmark.known_answers as known_answers
+    import benchmark.checks.known_answers as known_answers
 
     plan, runner, _, _ = run
     monkeypatch.setattr(known_answers, "_code_digest", lambda: "another version of the property code")
@@ -185,7 +185,7 @@ def test_schema_refuses_unknown_targets_and_unbounded_gates():
 
 
 def test_unknown_check_name_gets_did_you_mean():
-    from benchmark.errors import UnknownNameError
+    from benchmark.core.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="linearity_r2"):
         CHECKS.get("linearity_r3")

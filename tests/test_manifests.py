@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.errors import BenchError, ManifestError, UnknownNameError
-from benchmark.hashing import json_digest
-from benchmark.manifests import (
+from benchmark.core.errors import BenchError, ManifestError, UnknownNameError
+from benchmark.core.hashing import json_digest
+from benchmark.core.paths import MANIFESTS_DIR
+from benchmark.inputs.manifests import (
     ManifestRegistry,
     ResolutionErrors,
     deep_merge,
@@ -18,7 +19,6 @@ from benchmark.manifests import (
     parse_yaml,
     resolve_suite,
 )
-from benchmark.paths import MANIFESTS_DIR
 
 ATTR = {"schema_version": 1, "kind": "attribute", "name": "smiling", "version": 1, "description": "d",
         "source_prompt": "face", "target_prompt": "smiling face", "domain": "in-domain", "t_edit": 513,

@@ -9,8 +9,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from benchmark.errors import DataError
-from benchmark.hashing import json_digest
+from benchmark.core.errors import DataError
+from benchmark.core.hashing import json_digest
 from metrics import (
     aggregate_per_image,
     directional_similarity,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from metrics_helpers import load_fixture_images
 
-from benchmark.errors import DigestMismatchError
+from benchmark.core.errors import DigestMismatchError
 from metrics import EditSet, get_metric
 from metrics.backends.identity import DCLIP_BOX_256, dclip_box, dclip_crop, export_tiny_arcface
 

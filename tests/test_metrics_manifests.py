@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from benchmark.paths import MANIFESTS_DIR
+from benchmark.core.paths import MANIFESTS_DIR
 from metrics.backends import BACKENDS, get_backend
 from metrics.backends.identity import DLIB_MODEL_SHA256, W600K_R50_SHA256
 
@@ -16,7 +16,7 @@ METRIC_MANIFESTS = ["clip-vit-b32-openai", "clip-vit-b16-openai", "clip-vit-l14-
 
 
 def test_every_model_manifest_validates():
-    from benchmark.manifests import ManifestRegistry
+    from benchmark.inputs.manifests import ManifestRegistry
 
     registry = ManifestRegistry()
     assert registry.errors == []
@@ -71,7 +71,7 @@ def test_member_and_package_digests_match_the_code():
 @pytest.mark.parametrize("suite", ["paper-table", "official-checkpoints"])
 @pytest.mark.parametrize("profile", [None, "tiny"])
 def test_every_suite_metric_names_a_backend_of_the_kind_its_metric_needs(suite, profile):
-    from benchmark.manifests import ManifestRegistry, resolve_suite
+    from benchmark.inputs.manifests import ManifestRegistry, resolve_suite
     from metrics import METRICS
 
     resolved = resolve_suite(suite, profile=profile, registry=ManifestRegistry(), known_metrics=METRICS.names())

@@ -9,7 +9,7 @@ import pytest
 import torch
 from metrics_helpers import load_fixture_images
 
-from benchmark.paths import weights_dir
+from benchmark.core.paths import weights_dir
 from metrics import EditSet, get_metric
 
 pytestmark = pytest.mark.weights

@@ -9,8 +9,14 @@ import torch
 from metrics_helpers import random_images
 from pydantic import ValidationError
 
-from benchmark.errors import BenchError, DataError, DigestMismatchError, MissingWeightsError, UnknownNameError
-from benchmark.hashing import canonical_json
+from benchmark.core.errors import (
+    BenchError,
+    DataError,
+    DigestMismatchError,
+    MissingWeightsError,
+    UnknownNameError,
+)
+from benchmark.core.hashing import canonical_json
 from metrics import METRICS, EditSet, build_spec, get_metric
 from metrics.backends import load_backend, register_backend
 

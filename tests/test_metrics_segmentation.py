@@ -7,7 +7,7 @@ import pytest
 import torch
 from metrics_helpers import load_fixture_images, load_mask, random_images
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 from metrics import (
     BISENET_FACE_PARSING,
     CELEBAMASK_HQ,
@@ -132,7 +132,7 @@ def test_segformer_loads_a_snapshot_folder_through_from_pretrained(tmp_path, fix
 
 
 def test_bisenet_checkpoint_loader_is_strict_and_weights_only(tmp_path):
-    from benchmark.errors import BenchError
+    from benchmark.core.errors import BenchError
     from metrics.backends.bisenet import random_bisenet
     from metrics.backends.parsers import load_bisenet, load_random_bisenet
 

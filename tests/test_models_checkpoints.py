@@ -10,7 +10,7 @@ from ddpm_reference import ddpm_forward, random_ddpm_state_dict
 from models_helpers import MICRO_UNET_CONFIG, one_thread  # noqa: F401
 
 import models as M
-from benchmark.errors import DataError, DigestMismatchError, MissingWeightsError
+from benchmark.core.errors import DataError, DigestMismatchError, MissingWeightsError
 
 ARCHS = {
     "attn-mid-level": {"ch": 32, "ch_mult": (1, 2, 2), "num_res_blocks": 1, "attn_resolutions": (8,),

@@ -7,7 +7,7 @@ import torch
 from models_helpers import one_thread  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError, DataError, DigestMismatchError, UnknownNameError
+from benchmark.core.errors import BenchError, DataError, DigestMismatchError, UnknownNameError
 
 PAPER_ATTRIBUTES = ["smiling", "sad", "tanned", "pixar", "neanderthal"]
 

@@ -10,7 +10,7 @@ from models_helpers import micro_model, one_thread, smiling_training_setup  # no
 from safetensors.torch import load_file, save_file
 
 import models as M
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 VARIANTS = list(M.TRANSFORMER_VARIANTS)
 CONDITIONINGS = ["add", "multiply", "adagn"]

@@ -5,7 +5,7 @@ import torch
 from models_helpers import MICRO_UNET_CONFIG, one_thread  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 LATENT_LIKE = {  # an LDM-style UNet: 4-channel 16² latents, two attention levels, 2 layers per block
     "sample_size": 16, "in_channels": 4, "out_channels": 4, "block_out_channels": [32, 64, 64],

@@ -13,7 +13,7 @@ from diffusers import DDIMScheduler
 from models_helpers import one_thread, smiling_training_setup, smooth_images  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError, DataError, MissingWeightsError
+from benchmark.core.errors import BenchError, DataError, MissingWeightsError
 
 T0, T_EDIT, STEPS = 299, 100, 10
 
@@ -213,8 +213,8 @@ def test_missing_snapshot_names_the_fetch_command(tmp_path):
 
 
 def test_real_ldm_manifest_loads_offline_only_with_the_fetch_command(tmp_path):
-    from benchmark.loaders import LOADERS
-    from benchmark.manifests import ManifestRegistry
+    from benchmark.inputs.manifests import ManifestRegistry
+    from benchmark.plan.loaders import LOADERS
 
     manifest = ManifestRegistry().get("model", "ldm-celebahq-256@1").manifest
     assert manifest.loader == "diffusers-ldm" and manifest.loader_args["scaling_factor"] == 1.0
@@ -246,8 +246,8 @@ def test_curves_round_trip_and_select(tmp_path):
 def test_suite_t_select_uses_the_curves_and_the_text_cosine(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from benchmark import loaders
-    from benchmark.manifests import TSelect
+    from benchmark.inputs.manifests import TSelect
+    from benchmark.plan import loaders
 
     M.LpipsCurves(x={0: 0.1, 140: 1.25}, x0t={0: 0.0, 560: 0.31}, x_std={0: 0.0, 140: 0.1},
                   x0t_std={0: 0.0, 560: 0.1}).save(tmp_path / "curves", "toy")
@@ -262,12 +262,12 @@ def test_suite_t_select_uses_the_curves_and_the_text_cosine(tmp_path, monkeypatc
     suite = SimpleNamespace(t_select=TSelect(curves="absent", prefix="toy"))
     with pytest.raises(DataError, match="not there") as e:
         loaders._t_select_curves(suite, resolved)
-    assert "python -m benchmark.lpips_curves --model ldm-celebahq-256@1" in e.value.fix
+    assert "python -m benchmark.plan.lpips_curves --model ldm-celebahq-256@1" in e.value.fix
 
 
 def test_ldm_suite_resolves_with_its_tiny_profile():
-    from benchmark.manifests import ManifestRegistry, resolve_suite, suite_with_profile
-    from benchmark.suite import known_metric_names
+    from benchmark.inputs.manifests import ManifestRegistry, resolve_suite, suite_with_profile
+    from benchmark.plan.suite import known_metric_names
 
     registry = ManifestRegistry()
     full = registry.get("suite", "ldm@1").manifest
@@ -279,7 +279,7 @@ def test_ldm_suite_resolves_with_its_tiny_profile():
 
 
 def test_lpips_curves_command_refuses_the_cpu_and_a_missing_alexnet(tmp_path, capsys, monkeypatch):
-    from benchmark import lpips_curves
+    from benchmark.plan import lpips_curves
 
     args = ["--model", "tiny-ldm-random@1", "--data", str(tmp_path), "--dataset", "celebahq-fixtures@1",
             "--out", str(tmp_path / "out"), "--prefix", "tiny", "--device", "cpu"]

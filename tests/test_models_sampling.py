@@ -5,8 +5,8 @@ import torch
 from models_helpers import micro_model, one_thread, smooth_images, tiny_ft, tiny_model  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError, DataError
-from benchmark.runtime import generator
+from benchmark.core.errors import BenchError, DataError
+from benchmark.core.runtime import generator
 
 
 class ZeroFt(torch.nn.Module):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import models as M
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 
 def test_grid_matches_the_authors_40_step_grid():

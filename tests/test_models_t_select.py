@@ -7,7 +7,7 @@ import torch
 from models_helpers import micro_model, one_thread, smooth_images  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError, DataError, MissingWeightsError
+from benchmark.core.errors import BenchError, DataError, MissingWeightsError
 
 
 def _tables(fixtures):

@@ -12,7 +12,7 @@ import torch
 from models_helpers import micro_model, one_thread, smiling_training_setup, tiny_ft  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError, DataError
+from benchmark.core.errors import BenchError, DataError
 
 T0, T_EDIT, STEPS = 299, 100, 10
 

@@ -10,15 +10,15 @@ import torch
 pytest.importorskip("models", reason="needs the Asyrp core (models/), not in this checkout")
 
 import models  # noqa: E402
-from benchmark.cache import StageCache  # noqa: E402
-from benchmark.errors import DigestMismatchError  # noqa: E402
-from benchmark.manifests import ManifestRegistry  # noqa: E402
-from benchmark.runner import Runner  # noqa: E402
-from benchmark.stages.asyrp import AsyrpEngine, Steps  # noqa: E402
-from benchmark.stages.edit import edit_attribute  # noqa: E402
-from benchmark.stages.invert import invert_images  # noqa: E402
-from benchmark.stages.plan import AttributePlan  # noqa: E402
-from benchmark.stages.train import train_attribute  # noqa: E402
+from benchmark.core.errors import DigestMismatchError  # noqa: E402
+from benchmark.inputs.manifests import ManifestRegistry  # noqa: E402
+from benchmark.run.cache import StageCache  # noqa: E402
+from benchmark.run.runner import Runner  # noqa: E402
+from benchmark.run.stages.asyrp import AsyrpEngine, Steps  # noqa: E402
+from benchmark.run.stages.edit import edit_attribute  # noqa: E402
+from benchmark.run.stages.invert import invert_images  # noqa: E402
+from benchmark.run.stages.train import train_attribute  # noqa: E402
+from benchmark.run.suite_plan import AttributePlan  # noqa: E402
 
 # diffusers' time embedding is 4 × block_out_channels[0] = 512 and h has block_out_channels[-1] = 512 channels:
 # the shapes the released DeltaBlocks expect, at 8² so it runs on a CPU.
@@ -67,7 +67,7 @@ def test_released_f_t_loads_through_the_train_stage_and_edits_like_the_core(setu
     schedule = models.EditSchedule(n_steps=4, t_edit=513, t_boost=167, delta_scale=1.0, n_train_steps=4)
     direct = models.generate(model, x_T, [(released, 1.0)], schedule,
                              engine.noise_generators([it.id for it in items])).images
-    from benchmark.images import to_uint8
+    from benchmark.core.images import to_uint8
 
     assert torch.equal(edit.output.tensors["edited"], to_uint8(direct))
     # And the released f_t changes the image (Δh ≠ 0), unlike a plain reverse process with the same noise.

@@ -7,10 +7,10 @@ import json
 import harness_standins as standins
 import pytest
 
-from benchmark.cache import StageCache
-from benchmark.pipeline import run_plan
-from benchmark.results import Band, ReferenceValue, load_per_image, load_results
-from benchmark.runner import Runner
+from benchmark.outputs.results import Band, ReferenceValue, load_per_image, load_results
+from benchmark.run.cache import StageCache
+from benchmark.run.pipeline import run_plan
+from benchmark.run.runner import Runner
 
 # shift·127.5 = 25.2 and 50.2: every edited pixel is the original + 25 (+ 50), with no rounding ties.
 SHIFTS = {"smiling": 25.2 / 127.5, "pixar": 50.2 / 127.5}

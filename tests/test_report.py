@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark.report import build_report
-from benchmark.report.compare import compare_runs
-from benchmark.report.tables import SDIR_CAVEAT, latex_text
-from benchmark.results import (
+from benchmark.outputs.report import build_report
+from benchmark.outputs.report.compare import compare_runs
+from benchmark.outputs.report.tables import SDIR_CAVEAT, latex_text
+from benchmark.outputs.results import (
     AttributeInfo,
     Band,
     Gate,
@@ -40,7 +40,7 @@ def _mv(mean, direction="higher", variants=None, n=3):
 
 def make_run(folder: Path, *, sdir_smiling=0.05, limit=None, gates=True) -> Path:
     """A run folder written by hand: two attributes, S_dir (with its 1 − cos variant) and FID."""
-    from benchmark.results import Aggregate
+    from benchmark.outputs.results import Aggregate
 
     folder.mkdir(parents=True)
     ids = ["a", "b", "c"]

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from benchmark.errors import BenchError
-from benchmark.gates import evaluate_gates
-from benchmark.results import (
+from benchmark.core.errors import BenchError
+from benchmark.outputs.gates import evaluate_gates
+from benchmark.outputs.results import (
     Band,
     MetricValue,
     ReferenceValue,

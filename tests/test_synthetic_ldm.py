@@ -8,7 +8,7 @@ import pytest
 import torch
 from models_helpers import one_thread  # noqa: F401
 
-from benchmark.paths import REPO_ROOT
+from benchmark.core.paths import REPO_ROOT
 from benchmark.synthetic import ldm_checks
 
 
@@ -48,7 +48,7 @@ def test_psnr_by_hand():
 def test_committed_known_answers_match_the_shipped_model():
     path = REPO_ROOT / "results" / "synthetic-ldm" / "known_answers.json"
     result = json.loads(path.read_text())
-    from benchmark.manifests import ManifestRegistry
+    from benchmark.inputs.manifests import ManifestRegistry
 
     manifest = ManifestRegistry().get("model", "synthetic-ldm@1").manifest
     assert result["model"] == "synthetic-ldm@1"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import BenchError, DigestMismatchError
-from benchmark.hashing import sha256_file
-from benchmark.paths import REPO_ROOT
+from benchmark.core.errors import BenchError, DigestMismatchError
+from benchmark.core.hashing import sha256_file
+from benchmark.core.paths import REPO_ROOT
 from benchmark.synthetic.renderer import CLASSES, FACTOR_NAMES, Factors, render
 
 
@@ -76,7 +76,7 @@ def test_factors_are_range_checked():
 def test_shipped_pngs_match_manifest_and_renderer(name):
     from PIL import Image
 
-    from benchmark.manifests import ManifestRegistry
+    from benchmark.inputs.manifests import ManifestRegistry
 
     manifest = ManifestRegistry().get("dataset", name).manifest
     dist = manifest.distributions["in-repo"]
@@ -90,8 +90,8 @@ def test_shipped_pngs_match_manifest_and_renderer(name):
 
 
 def test_test_split_loads_through_the_data_machinery():
-    from benchmark.data import load_dataset
-    from benchmark.manifests import ManifestRegistry
+    from benchmark.inputs.data import load_dataset
+    from benchmark.inputs.manifests import ManifestRegistry
 
     manifest = ManifestRegistry().get("dataset", "synthetic-test-first100").manifest
     images = load_dataset(manifest, REPO_ROOT, limit=3, record=False)
@@ -186,8 +186,8 @@ def test_loaders_refuse_a_wrong_digest(tmp_path):
 
 def test_harness_loaders_build_the_ddpm_and_clip():
     import benchmark.synthetic  # noqa: F401  (registers the loaders)
-    from benchmark.loaders import LOADERS
-    from benchmark.manifests import ManifestRegistry
+    from benchmark.inputs.manifests import ManifestRegistry
+    from benchmark.plan.loaders import LOADERS
 
     reg = ManifestRegistry()
     ddpm = LOADERS.get("synthetic-ddpm")(reg.get("model", "synthetic-ddpm").manifest, device="cpu")

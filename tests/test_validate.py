@@ -6,10 +6,10 @@ import shutil
 import pytest
 import torch
 
-from benchmark.lock import LockFile
-from benchmark.manifests import ManifestRegistry
-from benchmark.paths import MANIFESTS_DIR
-from benchmark.validate import validate_suite
+from benchmark.core.paths import MANIFESTS_DIR
+from benchmark.inputs.lock import LockFile
+from benchmark.inputs.manifests import ManifestRegistry
+from benchmark.inputs.validate import validate_suite
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_unknown_suite_and_broken_manifests(tmp_path):
 
 
 def test_unknown_metric_and_low_disk(registry, fixtures, tmp_path, monkeypatch):
-    import benchmark.validate as v
+    import benchmark.inputs.validate as v
 
     monkeypatch.setattr(v, "free_bytes", lambda path: 10**6)
     report = validate_suite("paper-table", profile="tiny", registry=registry, data_root=fixtures / "celebahq",
@@ -97,8 +97,8 @@ def test_unknown_metric_and_low_disk(registry, fixtures, tmp_path, monkeypatch):
 
 
 def test_lock_suite_records_unknown_digests_once(registry, fixtures, tmp_path):
-    from benchmark.lock import lock_suite
-    from benchmark.manifests import manifest_from_dict, resolve_suite
+    from benchmark.inputs.lock import lock_suite
+    from benchmark.inputs.manifests import manifest_from_dict, resolve_suite
 
     rs = resolve_suite("official-checkpoints", profile="tiny", registry=registry)
     # pretend the manifest did not pin the fixture images: lock must record all 11, then find them known

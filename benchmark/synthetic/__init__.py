@@ -1,6 +1,6 @@
 """The synthetic face world (docs/synthetic.md): renderer, captions, splits, shipped models and their back-ends.
 
-Imported by the harness as a plugin (`benchmark.loaders.PLUGIN_PACKAGES`): importing it registers the world's
+Imported by the harness as a plugin (`benchmark.plan.loaders.PLUGIN_PACKAGES`): importing it registers the world's
 model loaders (`synthetic-ddpm`, `synthetic-clip`), its metric back-ends (`synthetic-clip`, `synthetic-segmenter`,
 `synthetic-oracle`) and the metric `attribute-shift@1`.
 """

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 from benchmark.synthetic.renderer import FACTOR_NAMES, FACTOR_RANGES
 from metrics.aggregate import aggregate_per_image
 from metrics.base import EditSet, Metric, MetricResult, MetricSpec, register_metric
@@ -32,7 +32,7 @@ def attribute_shift(edited: torch.Tensor, reference: torch.Tensor, target: str, 
                     ) -> dict[str, torch.Tensor]:
     """Per-image value, non-target change and raw shifts from oracle measurements (N×F each)."""
     if target not in FACTOR_NAMES:
-        from benchmark.registry import require_choice
+        from benchmark.core.registry import require_choice
 
         require_choice("target factor", target, list(FACTOR_NAMES))
     delta = edited.double() - reference.double()

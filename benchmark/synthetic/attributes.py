@@ -58,7 +58,7 @@ def oracle_distance(oracle):
 
 def choose_times(model, oracle, clip_model, tokenizer, images) -> dict:
     """Curves on `images` (uint8) and the chosen t_edit per attribute and t_boost, with the calibration."""
-    from benchmark.images import from_uint8
+    from benchmark.core.images import from_uint8
     from models.t_select import compute_lpips_curves, select_t_boost, select_t_edit
 
     curves = compute_lpips_curves(model, from_uint8(images), n_steps=CURVE_STEPS, distance=oracle_distance(oracle))
@@ -108,10 +108,10 @@ def attribute_doc(name: str, t_edit: int, t_boost: int, cos: float) -> dict:
 def main() -> int:
     import yaml
 
-    from benchmark.atomic import write_json, write_text
-    from benchmark.data import load_dataset
-    from benchmark.manifests import load_manifest, manifest_from_dict
-    from benchmark.paths import REPO_ROOT, RESULTS_DIR, fixtures_dir, manifests_dir
+    from benchmark.core.atomic import write_json, write_text
+    from benchmark.core.paths import REPO_ROOT, RESULTS_DIR, fixtures_dir, manifests_dir
+    from benchmark.inputs.data import load_dataset
+    from benchmark.inputs.manifests import load_manifest, manifest_from_dict
     from benchmark.synthetic.weights import load_clip, load_ddpm, load_oracle, shipped_file
 
     torch.set_num_threads(1)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 from benchmark.synthetic.renderer import CLASSES, FACTOR_NAMES, IMAGE_SIZE
 from benchmark.synthetic.weights import load_clip, load_oracle, load_segmenter, shipped_file
 from metrics.labels import LabelSet
@@ -88,7 +88,7 @@ def _parser_loader(weights: Path | None, device: torch.device, input_size: int =
                    normalize: str = "none"):
     """SC's preprocessing options must say what the segmenter does: native 64², no ImageNet normalisation (it
     scales uint8 to [-1, 1] itself, as in training)."""
-    from benchmark.errors import BenchError
+    from benchmark.core.errors import BenchError
 
     if input_size != IMAGE_SIZE or normalize != "none":
         raise BenchError(f"the synthetic segmenter parses at {IMAGE_SIZE}² without ImageNet normalisation; got "

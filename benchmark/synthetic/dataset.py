@@ -27,7 +27,7 @@ TRAIN_NAME = "synthetic-train-first64"  # f_t's training images: the first 64 fa
 TRAIN_COUNT = 64
 TRAIN_SEED = 1
 DATA_DIR = Path("benchmark/synthetic/data")
-IN_REPO_DISTRIBUTION = "in-repo"  # a distribution whose root is the repository itself (benchmark/loaders.py)
+IN_REPO_DISTRIBUTION = "in-repo"  # a distribution whose root is the repository itself (benchmark/plan/loaders.py)
 UNSEEN_FRACTION = 0.25  # share of green faces in the splits that include the unseen colour
 
 
@@ -101,9 +101,9 @@ def write_split(name: str, repo_root: Path, manifest_path: Path) -> None:
     """Render a split, write the PNGs and the manifest (atomically, validated by the real schema)."""
     import yaml
 
-    from benchmark.atomic import write_bytes, write_text
-    from benchmark.hashing import sha256_bytes
-    from benchmark.manifests import manifest_from_dict
+    from benchmark.core.atomic import write_bytes, write_text
+    from benchmark.core.hashing import sha256_bytes
+    from benchmark.inputs.manifests import manifest_from_dict
 
     folder = repo_root / DATA_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ def write_split(name: str, repo_root: Path, manifest_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.paths import MANIFESTS_DIR, REPO_ROOT
+    from benchmark.core.paths import MANIFESTS_DIR, REPO_ROOT
 
     p = argparse.ArgumentParser(description="Regenerate the synthetic splits (PNGs + dataset manifests).")
     p.add_argument("--repo", type=Path, default=REPO_ROOT)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.paths import RESULTS_DIR
+from benchmark.core.paths import RESULTS_DIR
 
 OUT = RESULTS_DIR / "synthetic-world"
 
@@ -34,7 +34,7 @@ def _grid_png(path: Path, rows: list[torch.Tensor], scale: int = 3) -> None:
     """Rows of uint8 N×3×H×W images -> one PNG (nearest-neighbour upscaled)."""
     from PIL import Image
 
-    from benchmark.atomic import write_bytes
+    from benchmark.core.atomic import write_bytes
 
     strips = [torch.cat(list(r), dim=-1) for r in rows]
     grid = torch.cat(strips, dim=-2).permute(1, 2, 0).numpy()
@@ -67,10 +67,10 @@ def sample_clipped(model, x_T: torch.Tensor, steps: int) -> torch.Tensor:
 
 def ddpm_evidence(out: Path, n_samples: int = 16, n_recon: int = 16) -> dict:
     import models as M
-    from benchmark.data import load_dataset
-    from benchmark.images import from_uint8, to_uint8
-    from benchmark.manifests import load_manifest
-    from benchmark.paths import REPO_ROOT, manifests_dir
+    from benchmark.core.images import from_uint8, to_uint8
+    from benchmark.core.paths import REPO_ROOT, manifests_dir
+    from benchmark.inputs.data import load_dataset
+    from benchmark.inputs.manifests import load_manifest
     from benchmark.synthetic.weights import load_ddpm, shipped_file
 
     model = load_ddpm(*shipped_file("synthetic-ddpm"))
@@ -127,7 +127,7 @@ def oracle_evidence() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.atomic import write_json
+    from benchmark.core.atomic import write_json
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=OUT)

@@ -76,7 +76,7 @@ class TrainSpec:
 # ---------------------------------------------------------------------------------------------------------------
 def render_training_set(n: int, seed: int) -> torch.Tensor:
     """`n` faces of the DDPM's training split (no green skin), as float pixels in [-1, 1]."""
-    from benchmark.images import from_uint8
+    from benchmark.core.images import from_uint8
     from benchmark.synthetic.dataset import train_factors
     from benchmark.synthetic.renderer import render_batch
 
@@ -176,7 +176,7 @@ def train(out_dir: Path, spec: TrainSpec) -> dict:
     """Train both models and write the snapshot folder + train_log.json into `out_dir`."""
     from diffusers import DDIMScheduler
 
-    from benchmark.atomic import write_json
+    from benchmark.core.atomic import write_json
 
     torch.set_num_threads(spec.threads)
     log: dict[str, Any] = {"spec": asdict(spec), "torch": torch.__version__, "load_average_start": os.getloadavg()}
@@ -216,10 +216,10 @@ def publish(run_dir: Path, assets_dir: Path = ASSETS_DIR) -> Path:
 
     import yaml
 
-    from benchmark.atomic import write_text
-    from benchmark.hashing import sha256_file
-    from benchmark.manifests import manifest_from_dict
-    from benchmark.paths import REPO_ROOT, manifests_dir
+    from benchmark.core.atomic import write_text
+    from benchmark.core.hashing import sha256_file
+    from benchmark.core.paths import REPO_ROOT, manifests_dir
+    from benchmark.inputs.manifests import manifest_from_dict
 
     files = []
     for rel in SNAPSHOT_FILES:

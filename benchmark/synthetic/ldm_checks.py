@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from benchmark.paths import REPO_ROOT
+from benchmark.core.paths import REPO_ROOT
 
 DEFAULT_OUT = REPO_ROOT / "results" / "synthetic-ldm" / "known_answers.json"
 MODEL_REF = "synthetic-ldm@1"
@@ -66,12 +66,12 @@ def _mean(values) -> float:
 
 
 def load_model_and_images(limit: int | None = None):
-    from benchmark.data import load_dataset
-    from benchmark.errors import DigestMismatchError
-    from benchmark.fetch import check_model_files
-    from benchmark.images import from_uint8
-    from benchmark.loaders import LOADERS, load_plugins
-    from benchmark.manifests import ManifestRegistry
+    from benchmark.core.errors import DigestMismatchError
+    from benchmark.core.images import from_uint8
+    from benchmark.inputs.data import load_dataset
+    from benchmark.inputs.fetch import check_model_files
+    from benchmark.inputs.manifests import ManifestRegistry
+    from benchmark.plan.loaders import LOADERS, load_plugins
 
     load_plugins()
     registry = ManifestRegistry()
@@ -115,7 +115,7 @@ def check_delta_h_zero(model, x_T: torch.Tensor) -> dict[str, Any]:
 
 def run(out: Path, *, limit: int | None = None,
         attribute_check: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
-    from benchmark.atomic import write_json
+    from benchmark.core.atomic import write_json
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -172,7 +172,7 @@ N_TRAIN = 32  # as the synthetic suite trains its f_t
 
 def _attribute_check():
     """The attribute-shift check, or None (with the reason on stderr) while the world's CLIP/oracle are not shipped."""
-    from benchmark.errors import BenchError
+    from benchmark.core.errors import BenchError
 
     try:
         from benchmark.synthetic.weights import shipped_file
@@ -193,10 +193,10 @@ def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None
     target factor with the oracle on the edit and on the reconstruction. `clip` ((model, tokenizer)) and `oracle`
     default to the world's shipped ones."""
     import models
-    from benchmark.data import load_dataset
-    from benchmark.images import from_uint8, to_uint8
-    from benchmark.manifests import ManifestRegistry
-    from benchmark.runtime import generator
+    from benchmark.core.images import from_uint8, to_uint8
+    from benchmark.core.runtime import generator
+    from benchmark.inputs.data import load_dataset
+    from benchmark.inputs.manifests import ManifestRegistry
     from benchmark.synthetic.attribute_shift import attribute_shift
     from benchmark.synthetic.attributes import ATTRIBUTES, CURVE_IMAGES
     from benchmark.synthetic.captions import NEUTRAL_PROMPT

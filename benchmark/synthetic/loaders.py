@@ -1,4 +1,4 @@
-"""Harness model loaders of the synthetic world (`benchmark.loaders.LOADERS`): the DDPM and the loss's CLIP.
+"""Harness model loaders of the synthetic world (`benchmark.plan.loaders.LOADERS`): the DDPM and the loss's CLIP.
 
 Both read the file their model manifest ships in the repo (`source: {type: local}`) and check its pinned sha256
 before loading (safetensors only).
@@ -6,12 +6,12 @@ before loading (safetensors only).
 
 from __future__ import annotations
 
-from benchmark.loaders import LOADERS
+from benchmark.plan.loaders import LOADERS
 
 
 def _file(manifest):
-    from benchmark.errors import MissingWeightsError
-    from benchmark.fetch import local_path
+    from benchmark.core.errors import MissingWeightsError
+    from benchmark.inputs.fetch import local_path
 
     if len(manifest.files) != 1:
         raise MissingWeightsError(f"model {manifest.ref} lists {len(manifest.files)} files; its loader expects one")

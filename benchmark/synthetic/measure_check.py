@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.errors import BenchError
-from benchmark.paths import RESULTS_DIR
+from benchmark.core.errors import BenchError
+from benchmark.core.paths import RESULTS_DIR
 
 OUT = RESULTS_DIR / "synthetic" / "clip-measure"
 SUITE = "synthetic"
@@ -33,7 +33,7 @@ SUITE = "synthetic"
 
 def _targets() -> dict[str, tuple[str, int]]:
     """attribute -> (oracle factor, sign), from the suite manifest's default known answers."""
-    from benchmark.manifests import ManifestRegistry
+    from benchmark.inputs.manifests import ManifestRegistry
 
     ka = ManifestRegistry().get("suite", SUITE).manifest.known_answers
     return {name: (t.factor, t.sign) for name, t in ka.targets.items()}
@@ -43,11 +43,11 @@ def suite_edits(profile: str | None) -> tuple[list[str], dict[str, tuple[str, st
     """(image ids, attribute -> prompts, name -> uint8 N×3×H×W) for the reconstruction and each scale-1 edit of
     the synthetic suite under `profile`, through the stage cache."""
     from benchmark.cli import stage_runner
-    from benchmark.loaders import plan_from_manifests
-    from benchmark.pipeline import run_stages
-    from benchmark.stages.invert import gather
-    from benchmark.stages.plan import edit_key
-    from benchmark.suite import RunRequest
+    from benchmark.plan.loaders import plan_from_manifests
+    from benchmark.plan.suite import RunRequest
+    from benchmark.run.pipeline import run_stages
+    from benchmark.run.stages.invert import gather
+    from benchmark.run.suite_plan import edit_key
 
     plan = plan_from_manifests(SUITE, RunRequest(suite=SUITE, profile=profile, device="cpu"))
     state = run_stages(plan, stage_runner(plan))
@@ -116,7 +116,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.atomic import write_json, write_text
+    from benchmark.core.atomic import write_json, write_text
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default=None, help="the synthetic suite's profile whose edits to read (default: none)")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from benchmark.atomic import atomic_path, write_json, write_text
-from benchmark.errors import BenchError
-from benchmark.hashing import sha256_file
-from benchmark.paths import REPO_ROOT, RESULTS_DIR, manifests_dir
+from benchmark.core.atomic import atomic_path, write_json, write_text
+from benchmark.core.errors import BenchError
+from benchmark.core.hashing import sha256_file
+from benchmark.core.paths import REPO_ROOT, RESULTS_DIR, manifests_dir
 
 ASSETS = Path("benchmark/synthetic/assets")
 MAX_TOTAL_BYTES = 30_000_000  # the issue's "at most 30 MB" for everything under assets/, the LDM included
@@ -61,7 +61,7 @@ def manifest_doc(name: str, path: Path, meta: dict) -> dict:
 def publish(out: Path, names: list[str] | None = None) -> None:
     import yaml
 
-    from benchmark.manifests import manifest_from_dict
+    from benchmark.inputs.manifests import manifest_from_dict
 
     names = names or [n for n in MODELS if (out / f"{n}.safetensors").is_file()]
     missing = [n for n in names if not (out / f"{n}.safetensors").is_file()]
@@ -107,7 +107,7 @@ def _save_half(src: Path, dest: Path) -> None:
     """Copy a safetensors file with its floating tensors cast to float16, keeping its metadata."""
     from safetensors import safe_open
 
-    from benchmark.atomic import save_safetensors
+    from benchmark.core.atomic import save_safetensors
 
     with safe_open(str(src), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)

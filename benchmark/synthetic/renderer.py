@@ -254,7 +254,7 @@ def render(factors: Factors, size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.nda
 
 
 def render_batch(factor_list, size: int = IMAGE_SIZE):
-    """uint8 N×3×H×W images (`benchmark.images` convention) and uint8 N×H×W masks, as torch tensors."""
+    """uint8 N×3×H×W images (`benchmark.core.images` convention) and uint8 N×H×W masks, as torch tensors."""
     import torch
 
     images, masks = zip(*(render(f, size) for f in factor_list), strict=True)

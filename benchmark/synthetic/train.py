@@ -28,7 +28,7 @@ POOL_CACHE: Path | None = None  # set by main(): renders are kept under DIR/pool
 
 def _cached_render(factors: list, key: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Render `factors` (or read the renders a previous run of the same code cached under `key`)."""
-    from benchmark.hashing import json_digest
+    from benchmark.core.hashing import json_digest
 
     digest = json_digest({"key": key, "factors": [f.to_dict() for f in factors],
                           "renderer": _renderer_digest()})
@@ -40,14 +40,14 @@ def _cached_render(factors: list, key: str) -> tuple[torch.Tensor, torch.Tensor]
         return cached["images"], cached["masks"]
     images, masks = _render_factors(factors)
     if path is not None:
-        from benchmark.atomic import save_safetensors
+        from benchmark.core.atomic import save_safetensors
 
         save_safetensors(path, {"images": images, "masks": masks})
     return images, masks
 
 
 def _renderer_digest() -> str:
-    from benchmark.hashing import sha256_file
+    from benchmark.core.hashing import sha256_file
     from benchmark.synthetic import renderer
 
     return sha256_file(renderer.__file__)
@@ -63,7 +63,7 @@ def render_pool(n: int, seed: int, *, unseen: bool) -> tuple[torch.Tensor, torch
 
 
 def _save(out: Path, name: str, state: dict[str, torch.Tensor], meta: dict) -> None:
-    from benchmark.atomic import save_safetensors, write_json
+    from benchmark.core.atomic import save_safetensors, write_json
 
     tensors = {k: v.detach().cpu().contiguous().float() for k, v in state.items()}
     save_safetensors(out / f"{name}.safetensors", tensors, metadata={"info": json.dumps(meta, sort_keys=True)})
@@ -71,7 +71,7 @@ def _save(out: Path, name: str, state: dict[str, torch.Tensor], meta: dict) -> N
 
 
 def train_ddpm_stage(out: Path, steps: int | None = None) -> None:
-    from benchmark.images import from_uint8
+    from benchmark.core.images import from_uint8
     from benchmark.synthetic.ddpm import DDPM_CONFIG, DdpmTrainConfig, train_ddpm
 
     cfg = DdpmTrainConfig() if steps is None else DdpmTrainConfig(steps=steps)

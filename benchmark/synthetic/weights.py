@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.errors import BenchError, DigestMismatchError, MissingWeightsError
-from benchmark.hashing import sha256_file
+from benchmark.core.errors import BenchError, DigestMismatchError, MissingWeightsError
+from benchmark.core.hashing import sha256_file
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 RETRAIN = "python -m benchmark.synthetic.train --out DIR && python -m benchmark.synthetic.train publish --out DIR"
@@ -88,9 +88,9 @@ def load_segmenter(path: str | Path, sha256: str | None, *, device="cpu"):
 
 def shipped_file(model_name: str) -> tuple[Path, str | None]:
     """(path in the repo, pinned sha256) of a shipped model's single file, from its model manifest."""
-    from benchmark.fetch import local_path
-    from benchmark.manifests import load_manifest
-    from benchmark.paths import manifests_dir
+    from benchmark.core.paths import manifests_dir
+    from benchmark.inputs.fetch import local_path
+    from benchmark.inputs.manifests import load_manifest
 
     manifest = load_manifest(manifests_dir() / "models" / f"{model_name}.yaml").manifest
     files = manifest.files

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmark.errors import BenchError
-from benchmark.registry import require_choice
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import require_choice
 from metrics.backends.registry import register_backend, weights_file_path
 
 PREPROCESS_MODES = ("open_clip", "tensor")

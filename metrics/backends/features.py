@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from benchmark.atomic import torch_save
-from benchmark.errors import BenchError
-from benchmark.paths import cache_dir
+from benchmark.core.atomic import torch_save
+from benchmark.core.errors import BenchError
+from benchmark.core.paths import cache_dir
 from metrics.backends.registry import cached_sha256, register_backend, weights_file_path
 
 INCEPTION = "inception-v3-compat"

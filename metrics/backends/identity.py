@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import BenchError, DigestMismatchError, MissingWeightsError
-from benchmark.registry import require_choice
+from benchmark.core.errors import BenchError, DigestMismatchError, MissingWeightsError
+from benchmark.core.registry import require_choice
 from metrics.backends.registry import cached_sha256, register_backend, weights_file_path
 
 ALIGNMENTS = ("dclip-crop", "dlib-landmarks")
@@ -177,7 +177,7 @@ class DlibEmbedder:
 def export_tiny_arcface(path: Path, seed: int = 0) -> Path:
     """A seeded random 112×112 -> 512 network exported to ONNX (atomically). insightface routes it to ArcFaceONNX
     by its shapes, so the tiny back-end runs the same code path as buffalo_l."""
-    from benchmark.atomic import atomic_path
+    from benchmark.core.atomic import atomic_path
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -193,7 +193,7 @@ def export_tiny_arcface(path: Path, seed: int = 0) -> Path:
 
 def load_tiny_random_arcface(weights: None, device: torch.device, seed: int = 0,
                              alignment: str = "dclip-crop") -> ArcFaceEmbedder:
-    from benchmark.paths import cache_dir
+    from benchmark.core.paths import cache_dir
 
     path = cache_dir() / "metrics" / "random-weights" / f"tiny-arcface-seed{seed}.onnx"
     if not path.is_file():

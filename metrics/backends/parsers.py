@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import BenchError
-from benchmark.registry import require_choice
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import require_choice
 from metrics.backends.bisenet import BiSeNet, random_bisenet
 from metrics.backends.registry import register_backend, weights_file_path
 from metrics.labels import BISENET_FACE_PARSING, CELEBAMASK_HQ, LabelSet

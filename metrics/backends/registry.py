@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import BenchError, DigestMismatchError, MissingWeightsError
-from benchmark.hashing import canonical_json, sha256_file
-from benchmark.registry import Registry, require_choice
+from benchmark.core.errors import BenchError, DigestMismatchError, MissingWeightsError
+from benchmark.core.hashing import canonical_json, sha256_file
+from benchmark.core.registry import Registry, require_choice
 
 #: The kinds. A metric names the kind it needs; a back-end registers under exactly one. `factor-oracle` measures
 #: a world's true factors from pixels (the synthetic world's attribute-shift metric).

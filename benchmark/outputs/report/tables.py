@@ -1,0 +1,221 @@
+"""Tables per metric: the paper, the reproduction study and this run side by side, with ↑/↓ and PASS/FAIL.
+
+Written as Markdown, CSV (numbers unformatted, for other tools) and LaTeX, all from one pandas frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.core.atomic import write_text
+from benchmark.outputs.ablation import split_arm
+from benchmark.outputs.results import BAND_ONLY_COLUMNS, MetricValue, ReferenceValue, RunResult
+
+ARROW = {"higher": "↑", "lower": "↓"}
+REFERENCE_COLUMNS = {"paper": "Paper", "reproduction-study": "Reproduction study"}
+
+SDIR_CAVEAT = (
+    "S_dir scale caveat: this run reports the raw cosine cos(ΔI, ΔT) and, as the variant `one_minus_cos`, "
+    "1 − cos (the reproduction study's convention, which it chose so its numbers would land on the paper's "
+    "scale). The paper's Table 4 values (0.805–0.991) are implausible for a raw directional cosine (the "
+    "reproduction study measured 0.007–0.09), and the paper does not say which scale it used, so the paper "
+    "column is not directly comparable with either (asyrp-reference.md §10; docs/metrics.md)."
+)
+NOT_REPORTED = "not reported"
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    """One metric's table: `numbers` (for CSV) and `display` (formatted, for Markdown, LaTeX and HTML)."""
+
+    key: str
+    title: str
+    numbers: pd.DataFrame
+    display: pd.DataFrame
+    notes: list[str]
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    if x is None or pd.isna(x):
+        return "—"
+    return f"{x:.{digits}g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
+
+
+def _reference_lookup(refs: list[ReferenceValue]) -> dict[tuple[str, str, str], ReferenceValue]:
+    return {(r.metric, r.attribute, r.column): r for r in refs}
+
+
+def _columns(result: RunResult, metric: str) -> list[str]:
+    """Reference columns: the paper and the reproduction study always (a missing one reads "—"), then any
+    other reference (e.g. a committed baseline). A known answer or a paper's claim has a band but no value: it
+    gets no column, only its band and verdict; a metric that only such bands refer to gets no reference columns."""
+    seen = {r.column for r in result.references if r.metric == metric}
+    if seen and seen <= set(BAND_ONLY_COLUMNS):
+        return sorted(seen)
+    return list(REFERENCE_COLUMNS) + sorted(seen - set(REFERENCE_COLUMNS))
+
+
+def metric_table(result: RunResult, metric: str) -> MetricTable:
+    attributes = [a for a in result.metrics if metric in result.metrics[a]]
+    values: dict[str, MetricValue] = {a: result.metrics[a][metric] for a in attributes}
+    first = next(iter(values.values()))
+    arrow = ARROW[first.direction]
+    variants = sorted({v for mv in values.values() for v in mv.variants})
+    lookup = _reference_lookup(result.references)
+    gate_by_name = {g.name: g for g in result.gates}
+    columns = _columns(result, metric)
+
+    num_rows, disp_rows, notes = [], [], []
+    for attr in attributes:
+        mv = values[attr]
+        domain = result.attributes[attr].domain if attr in result.attributes else ""
+        num = {"attribute": attr, "domain": domain}
+        disp = {"Attribute": attr, "Domain": domain}
+        banded = []
+        for col in columns:
+            ref = lookup.get((metric, attr, col))
+            label = REFERENCE_COLUMNS.get(col, col)
+            if ref is not None and ref.band is not None:
+                banded.append(ref)
+            if col in BAND_ONLY_COLUMNS:
+                continue
+            num[col] = ref.value if ref else None
+            if ref is not None and ref.variant:
+                num[f"{col}_variant"] = ref.variant
+            disp[label] = (NOT_REPORTED if ref is not None and ref.value is None
+                           else _fmt(ref.value if ref else None))
+        num.update(mean=mv.mean, ci_low=mv.ci_low, ci_high=mv.ci_high, n=mv.n)
+        disp[f"This run {arrow}"] = f"{_fmt(mv.mean)} [{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]"
+        for var in variants:
+            agg = mv.variants.get(var)
+            num[f"{var}_mean"] = agg.mean if agg else None
+            num[f"{var}_ci_low"] = agg.ci_low if agg else None
+            num[f"{var}_ci_high"] = agg.ci_high if agg else None
+            disp[f"This run ({var})"] = f"{_fmt(agg.mean)} [{_fmt(agg.ci_low)}, {_fmt(agg.ci_high)}]" if agg else "—"
+        disp["N"] = str(mv.n)
+        verdicts, bands = [], []
+        for ref in banded:
+            gate = gate_by_name.get(ref.gate_name())
+            on = f" on {ref.variant}" if ref.variant else ""
+            bands.append(f"{ref.band.describe()}{on} ({REFERENCE_COLUMNS.get(ref.column, ref.column)})")
+            if not ref.gated:
+                verdicts.append("not gated")
+            else:
+                verdicts.append("—" if gate is None else ("PASS" if gate.passed else "FAIL"))
+            num[f"band_{ref.column}_low"] = ref.band.low
+            num[f"band_{ref.column}_high"] = ref.band.high
+            num[f"passed_{ref.column}"] = None if gate is None else gate.passed
+        disp["Band"] = "; ".join(bands) or "—"
+        disp["Verdict"] = " / ".join(verdicts) or "—"
+        for code, ids in mv.flags.items():
+            notes.append(f"{attr}: {code} on {len(ids)} of {mv.n} images")
+        num_rows.append(num)
+        disp_rows.append(disp)
+
+    spec_name = first.spec.get("metric") or first.spec.get("name") or metric  # e.g. sdir@1
+    title = f"{metric} {arrow} ({spec_name})"
+    grouped: dict[str, list[str]] = {}  # one note per distinct text, naming the attributes it covers
+    for ref in result.references:
+        if ref.metric != metric:
+            continue
+        col = REFERENCE_COLUMNS.get(ref.column, ref.column)
+        if ref.provenance:
+            grouped.setdefault(f"{col}: {ref.provenance}", []).append(ref.attribute)
+        if ref.band is not None and ref.band_rationale:
+            grouped.setdefault(f"Band vs {col}: {ref.band_rationale}", []).append(ref.attribute)
+    for text, attrs in grouped.items():
+        head, _, body = text.partition(": ")
+        notes.append(f"{head} ({', '.join(dict.fromkeys(attrs))}): {body}")
+    if metric.startswith("sdir") or str(spec_name).startswith("sdir"):
+        notes.insert(0, SDIR_CAVEAT)
+    if result.not_for_reporting:
+        notes.insert(0, "NOT FOR REPORTING: run with --limit (a subset of the images).")
+    return MetricTable(metric, title, pd.DataFrame(num_rows), pd.DataFrame(disp_rows), _dedupe(notes))
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def metric_keys(result: RunResult) -> list[str]:
+    keys: list[str] = []
+    for per_attr in result.metrics.values():
+        keys += [k for k in per_attr if k not in keys]
+    return keys
+
+
+def ablation_table(result: RunResult) -> MetricTable | None:
+    """Every metric of every f_t arm side by side (rows: attribute × arm), or None for a run without arms."""
+    keys = [k for k in result.metrics if split_arm(k)[1] is not None]
+    if not keys:
+        return None
+    metrics = metric_keys(result)
+    num_rows, disp_rows = [], []
+    for key in keys:
+        attribute, arm = split_arm(key)
+        num: dict[str, object] = {"attribute": attribute, "arm": arm}
+        disp = {"Attribute": attribute, "f_t": arm}
+        for m in metrics:
+            mv = result.metrics[key].get(m)
+            num.update({f"{m}_mean": mv and mv.mean, f"{m}_ci_low": mv and mv.ci_low,
+                        f"{m}_ci_high": mv and mv.ci_high})
+            arrow = ARROW[mv.direction] if mv else ""
+            disp[f"{m} {arrow}".strip()] = f"{_fmt(mv.mean)} [{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]" if mv else "—"
+        num_rows.append(num)
+        disp_rows.append(disp)
+    notes = ["Each f_t arm was trained on the same images, attributes, seeds and steps; brackets are 95% CIs."]
+    if result.not_for_reporting:
+        notes.insert(0, "NOT FOR REPORTING: run with --limit (a subset of the images).")
+    return MetricTable("ablation", "f_t ablation: every metric per arm", pd.DataFrame(num_rows),
+                       pd.DataFrame(disp_rows), notes)
+
+
+def all_tables(result: RunResult) -> list[MetricTable]:
+    ablation = ablation_table(result)
+    return ([ablation] if ablation is not None else []) + [metric_table(result, m) for m in metric_keys(result)]
+
+
+def to_markdown(table: MetricTable) -> str:
+    notes = "".join(f"\n- {n}" for n in table.notes)
+    return f"### {table.title}\n\n{table.display.to_markdown(index=False)}\n" + (f"\nNotes:{notes}\n" if notes else "")
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+# pdflatex without extra packages cannot typeset these; give their LaTeX spelling.
+_LATEX_UNICODE = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "—": "---", "–": "--", "−": "$-$", "≥": r"$\geq$",
+                  "≤": r"$\leq$", "Δ": r"$\Delta$", "§": r"\S{}", "×": r"$\times$", "λ": r"$\lambda$", "·": r"$\cdot$"}
+
+
+def latex_text(s: object) -> str:
+    """Escape LaTeX's special characters and spell the few non-ASCII symbols the tables use."""
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(s))
+    for uni, tex in _LATEX_UNICODE.items():
+        out = out.replace(uni, tex)
+    return out
+
+
+def to_latex(table: MetricTable) -> str:
+    frame = table.display.rename(columns=latex_text).map(latex_text)
+    caption = latex_text(table.title + (". " + " ".join(table.notes) if table.notes else ""))
+    return frame.to_latex(index=False, escape=False, caption=caption, label=f"tab:{table.key}")
+
+
+def write_tables(result: RunResult, folder: Path) -> list[Path]:
+    """`tables/<metric>.{md,csv,tex}` and `tables/all.md`; returns the paths written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written, combined = [], []
+    for table in all_tables(result):
+        md = to_markdown(table)
+        combined.append(md)
+        for ext, text in (("md", md), ("csv", table.numbers.to_csv(index=False)), ("tex", to_latex(table))):
+            path = folder / f"{table.key}.{ext}"
+            write_text(path, text)
+            written.append(path)
+    all_md = folder / "all.md"
+    write_text(all_md, f"# {result.suite}: results\n\n" + "\n".join(combined))
+    written.append(all_md)
+    return written

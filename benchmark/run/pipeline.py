@@ -1,0 +1,244 @@
+"""One run of a suite, end to end: the stages in order, then the results folder and its report.
+
+`run_plan` is what `run_all.py run` calls once the suite is resolved and validated. All expensive work goes
+through the stage cache, so calling it again after a crash (or Ctrl-C) resumes; the run folder is written last,
+in one rename, so an interrupted run leaves no results file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.core.atomic import atomic_path, write_json
+from benchmark.core.hashing import json_digest
+from benchmark.core.runtime import device_description
+from benchmark.outputs.feature_sets import write_feature_sets
+from benchmark.outputs.gates import evaluate_gates
+from benchmark.outputs.report import build_report
+from benchmark.outputs.results import (
+    Aggregate,
+    MetricValue,
+    ReferenceValue,
+    RunFolder,
+    RunInfo,
+    RunResult,
+    git_state,
+    load_results,
+    new_run_dir,
+    package_versions,
+    utc_now,
+    write_results,
+    write_training,
+)
+from benchmark.run.cache import CacheEntry
+from benchmark.run.runner import Runner
+from benchmark.run.stages import EDIT, INVERT, MEASURE, REPORT, TRAIN
+from benchmark.run.stages.edit import edit_attribute
+from benchmark.run.stages.invert import invert_images
+from benchmark.run.stages.measure import measure_attribute
+from benchmark.run.stages.train import train_attribute
+from benchmark.run.suite_plan import SuitePlan, edit_key
+
+log = logging.getLogger("benchmark.run.pipeline")
+
+PROPERTIES_FILE = "properties.json"  # figure data of a suite's known-answer checks (h-space properties)
+
+
+@dataclass
+class RunState:
+    """Everything a run computed; handed to a suite's extra gate checks (e.g. the synthetic world's)."""
+
+    plan: SuitePlan
+    runner: Runner
+    test_inversions: list[CacheEntry] = field(default_factory=list)
+    train_inversions: list[CacheEntry] = field(default_factory=list)
+    ft: dict[str, CacheEntry] = field(default_factory=dict)
+    edits: dict[str, CacheEntry] = field(default_factory=dict)
+    measures: dict[tuple[str, str], CacheEntry] = field(default_factory=dict)
+    metrics: dict[str, dict[str, MetricValue]] = field(default_factory=dict)
+    references: list[ReferenceValue] = field(default_factory=list)  # added by extra gates (known answers)
+    properties: dict[str, Any] = field(default_factory=dict)  # figure data of extra gates: curves and grids
+    notes: list[str] = field(default_factory=list)  # added by extra gates (e.g. an ungated known answer)
+
+
+def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
+    """invert → train → edit → measure, each unit through the cache."""
+    state = RunState(plan, runner)
+    needs_training = any(a.official_ft is None for a in plan.attributes)
+    n_invert = -(-len(plan.images) // plan.batch_size)
+    if needs_training:
+        n_invert += -(-len(plan.train_images) // plan.batch_size)
+    with runner.stage(INVERT, total=n_invert, unit="chunk"):
+        state.test_inversions = invert_images(runner, plan.engine, plan.images, batch_size=plan.batch_size,
+                                              with_reference=False, purpose="test", device=plan.device)
+        if needs_training:
+            state.train_inversions = invert_images(runner, plan.engine, plan.train_images,
+                                                   batch_size=plan.batch_size, with_reference=True,
+                                                   purpose="train", device=plan.device)
+    with runner.stage(TRAIN, total=len(plan.attributes), unit="attr"):
+        for attr in plan.attributes:
+            state.ft[attr.name] = train_attribute(runner, plan.engine, attr, plan.train_images,
+                                                  state.train_inversions)
+    edits = [(attr, scale, edit_key(attr.name, scale)) for attr in plan.attributes for scale in plan.delta_h_scales]
+    with runner.stage(EDIT, total=len(edits), unit="edit"):
+        for attr, scale, key in edits:
+            state.edits[key] = edit_attribute(runner, plan.engine, attr, state.ft[attr.name],
+                                              state.test_inversions, delta_h_scale=scale, device=plan.device)
+    with runner.stage(MEASURE, total=len(edits) * len(plan.metrics), unit="metric"):
+        for attr, _, key in edits:
+            for pm in plan.metrics:
+                entry = measure_attribute(runner, pm, attr, key, plan.images, state.edits[key],
+                                          state.test_inversions, plan.make_edit_set)
+                state.measures[(key, pm.key)] = entry
+                state.metrics.setdefault(key, {})[pm.key] = metric_value(entry.output.data, pm.metric.direction)
+    return state
+
+
+def attribute_infos(plan: SuitePlan) -> dict:
+    return {edit_key(a.name, s): a.info(s) for a in plan.attributes for s in plan.delta_h_scales}
+
+
+def metric_value(data: Mapping[str, Any], direction: str) -> MetricValue:
+    p = data["primary"]
+    return MetricValue(mean=p["mean"], ci_low=p["ci_low"], ci_high=p["ci_high"], n=p["n"], std=p.get("std"),
+                       direction=direction, spec=data["spec"], flags=data.get("flags", {}),
+                       variants={k: Aggregate(**{f: v.get(f) for f in ("mean", "ci_low", "ci_high", "n", "std")})
+                                 for k, v in data.get("variants", {}).items()})
+
+
+def per_image_rows(state: RunState) -> list[dict[str, Any]]:
+    rows = []
+    ids = [it.id for it in state.plan.images]
+    for (attr, key), entry in state.measures.items():
+        data = entry.output.data
+        if not data["per_image"]:  # a set metric (FID, KID): no per-image values
+            continue
+        for i, image_id in enumerate(ids):
+            row = {"attribute": attr, "metric": key, "id": image_id, "value": data["per_image"][i]}
+            for var, values in data.get("variant_per_image", {}).items():
+                row[var] = values[i]
+            rows.append(row)
+    return rows
+
+
+def feature_sets(state: RunState) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+    """`edit key -> metric key -> {"edited", "reference"}` feature matrices of the run's set metrics."""
+    out: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+    for (edit, metric), entry in state.measures.items():
+        pair = {name.removeprefix("features_"): t for name, t in entry.output.tensors.items()
+                if name.startswith("features_")}
+        if pair:
+            out.setdefault(edit, {})[metric] = pair
+    return out
+
+
+def training_histories(state: RunState) -> dict[str, dict[str, Any]]:
+    """The loss history of every f_t this run trained (released f_t have none), keyed like the results."""
+    out = {}
+    for name, entry in state.ft.items():
+        data = entry.output.data
+        if data.get("source") == "trained" and "history" in data:
+            out[name] = {"ft": data.get("ft"), "config": data.get("config"), **data["history"]}
+    return out
+
+
+def _save_png(path: Path, pixels: torch.Tensor) -> str:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy()).save(tmp, format="PNG")
+    return path.name
+
+
+def save_grid_images(state: RunState, folder: Path) -> dict[str, dict[str, str]]:
+    """PNGs of the first few images (original, reconstruction, each edit) for the report's edit grids."""
+    grid: dict[str, dict[str, str]] = {}
+    recon = torch.cat([e.output.tensors["reconstruction"] for e in state.test_inversions])
+    for i, item in enumerate(state.plan.images[: state.plan.grid_count]):
+        cells = {"original": item.pixels, "reconstruction": recon[i]}
+        cells.update({a: e.output.tensors["edited"][i] for a, e in state.edits.items()})
+        grid[item.id] = {}
+        for col, pixels in cells.items():
+            rel = Path("images") / _safe_name(item.id) / f"{_safe_name(col)}.png"
+            _save_png(folder / rel, pixels)
+            grid[item.id][col] = rel.as_posix()
+    return grid
+
+
+def save_properties(state: RunState, folder: Path) -> None:
+    """`properties.json` (curves with CIs) and one PNG per cell of each property grid, for the report."""
+    if not state.properties:
+        return
+    grids = {}
+    for name, grid in state.properties.get("grids", {}).items():
+        images = grid["images"]  # rows × cols × 3 × H × W, uint8
+        cells = []
+        for i in range(images.shape[0]):
+            row = []
+            for j in range(images.shape[1]):
+                rel = Path("images") / "properties" / _safe_name(name) / f"r{i}_c{j}.png"
+                _save_png(folder / rel, images[i, j])
+                row.append(rel.as_posix())
+            cells.append(row)
+        grids[name] = {"title": grid["title"], "rows": list(grid["rows"]), "cols": list(grid["cols"]),
+                       "cells": cells}
+    write_json(folder / PROPERTIES_FILE, {"curves": state.properties.get("curves", {}), "grids": grids})
+
+
+def _safe_name(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+
+
+def run_key(plan: SuitePlan) -> str:
+    return json_digest({"suite": plan.suite, "manifests": plan.manifest_digests, "profile": plan.profile,
+                        "attributes": [a.ref for a in plan.attributes], "limit": plan.limit,
+                        "metrics": [m.key for m in plan.metrics], "seeds": plan.seeds})[:8]
+
+
+def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] = ()) -> Path:
+    """Run every stage and write the run folder; returns its path."""
+    started = utc_now()
+    state = run_stages(plan, runner)
+    gates = evaluate_gates(state.metrics, plan.references)
+    for check in plan.extra_gates:
+        gates += check(state)
+    sha, dirty = git_state()
+    final = new_run_dir(out, plan.suite.split("@")[0], run_key(plan))
+
+    def result(ended: str, grid: dict[str, dict[str, str]]) -> RunResult:
+        return RunResult(
+            suite=plan.suite, not_for_reporting=plan.limit is not None,
+            run=RunInfo(git_sha=sha, git_dirty=dirty, manifest_digests=plan.manifest_digests,
+                        weight_digests=plan.weight_digests, seeds=plan.seeds, packages=package_versions(),
+                        device=device_description(torch.device(plan.device)), stage_seconds=runner.stage_seconds(),
+                        started_at=started, ended_at=ended, argv=list(argv), profile=plan.profile, limit=plan.limit,
+                        attributes=[a.ref for a in plan.attributes],
+                        cache={k: {"hits": s.hits, "misses": s.misses} for k, s in runner.stats.items()},
+                        notes=[*plan.notes, *state.notes]),
+            metrics=state.metrics, gates=gates, attributes=attribute_infos(plan),
+            references=[*plan.references, *state.references], grid_images=grid)
+
+    with RunFolder(final) as folder:
+        grid = save_grid_images(state, folder.staging)
+        write_feature_sets(folder.staging, [it.id for it in plan.images], feature_sets(state))
+        save_properties(state, folder.staging)
+        write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))
+        histories = training_histories(state)
+        if histories:
+            write_training(folder.staging, histories)
+        runner.uncached(REPORT, lambda: build_report(folder.staging))
+        # Rewrite with the report's own time and the true end, now that both are known.
+        write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))
+        path = folder.commit()
+    log.info("results written to %s", path)
+    return path
+
+
+__all__ = ["RunState", "run_plan", "run_stages", "load_results"]

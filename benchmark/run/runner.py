@@ -1,0 +1,102 @@
+"""The stage runner: runs units of work through the cache, times each stage, shows progress on stderr.
+
+A pipeline is plain code that calls `Runner.unit(...)` once per unit of work (an image to invert, an attribute to
+train, ...), inside `with runner.stage(...)`. The runner turns each unit into a cache key, returns the cached
+entry when there is one and computes it otherwise. A run killed at any point therefore resumes where it stopped:
+finished units are hits, the unit in flight is recomputed, and nothing half-written is ever read (see
+`benchmark.run.cache`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from benchmark.run.cache import CacheEntry, StageCache, StageOutput, stage_key
+
+log = logging.getLogger("benchmark.run.runner")
+
+STAGE_ORDER = ("invert", "train", "edit", "measure", "report")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage and the version of its code. Bump `code_version` whenever the stage's output changes meaning,
+    so old cache entries stop matching."""
+
+    name: str
+    code_version: int
+
+
+@dataclass
+class StageStats:
+    seconds: float = 0.0
+    hits: int = 0
+    misses: int = 0
+
+
+@dataclass
+class Runner:
+    """Runs units through a `StageCache`. `fresh=True` recomputes (and replaces) every entry it touches."""
+
+    cache: StageCache
+    fresh: bool = False
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    progress: bool | None = None  # None: tqdm decides (bars on a terminal, none in pipes and CI)
+    stats: dict[str, StageStats] = field(default_factory=dict)
+    _bar: Any = None
+
+    @contextlib.contextmanager
+    def stage(self, stage: Stage, total: int, *, unit: str = "unit") -> Iterator[None]:
+        """Time a stage (wall time, added up if entered twice) and show one progress bar over its units."""
+        stats = self.stats.setdefault(stage.name, StageStats())
+        bar = tqdm(total=total, desc=stage.name, unit=unit, file=sys.stderr, leave=False,
+                   disable=self.progress is False if self.progress is not None else None, dynamic_ncols=True)
+        self._bar = bar
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            stats.seconds += time.perf_counter() - start
+            bar.close()
+            self._bar = None
+            log.info("stage %s: %.2f s, %d computed, %d from cache", stage.name, stats.seconds,
+                     stats.misses, stats.hits)
+
+    def unit(self, stage: Stage, label: str, spec: Mapping[str, Any], compute: Callable[[], StageOutput], *,
+             digests: Mapping[str, str] | None = None,
+             upstream: Mapping[str, CacheEntry] | None = None) -> CacheEntry:
+        """One unit of `stage`, from the cache or computed. `upstream` entries' keys become part of its key."""
+        key = stage_key(stage.name, stage.code_version, spec, digests=digests,
+                        upstream={k: e.key for k, e in (upstream or {}).items()}, environment=self.environment)
+        entry = self.cache.get_or_compute(stage.name, key, compute, spec=spec, fresh=self.fresh, label=label)
+        stats = self.stats.setdefault(stage.name, StageStats())
+        if entry.hit:
+            stats.hits += 1
+        else:
+            stats.misses += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix_str(f"{label} {'cached' if entry.hit else 'done'}", refresh=False)
+        return entry
+
+    def uncached(self, stage: Stage, fn: Callable[[], Any]) -> Any:
+        """Work that is cheap and always redone (the report), timed like a stage."""
+        with self.stage(stage, total=1):
+            out = fn()
+            if self._bar is not None:
+                self._bar.update(1)
+            return out
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Wall time per stage, in pipeline order."""
+        order = {name: i for i, name in enumerate(STAGE_ORDER)}
+        names = sorted(self.stats, key=lambda n: order.get(n, len(order)))
+        return {n: round(self.stats[n].seconds, 3) for n in names}
