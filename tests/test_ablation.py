@@ -14,6 +14,7 @@ import models as M
 from benchmark.core.errors import ManifestError, UnknownNameError
 from benchmark.core.paths import manifests_dir
 from benchmark.inputs.manifests import ManifestRegistry, manifest_from_dict, resolve_suite
+from benchmark.inputs.validate import check_ft_names
 from benchmark.outputs.ablation import arm_name, split_arm
 from benchmark.outputs.report import build_report
 from benchmark.outputs.report.figures import rollout_means
@@ -25,7 +26,7 @@ from benchmark.outputs.results import (
     write_results,
     write_training,
 )
-from benchmark.plan.loaders import _ablation_arms, _check_ft_names
+from benchmark.plan.planner import ablation_arms
 from benchmark.run.stages.asyrp import AsyrpEngine, Steps, TrainSettings
 from benchmark.run.suite_plan import AttributePlan
 
@@ -50,7 +51,7 @@ def test_the_suite_resolves_with_every_variant_as_an_arm(profile):
                                  "tiny": "tiny-ddpm-deep-random@1"}[profile]
     if profile in (None, "quick"):  # the synthetic world has an oracle: the ablation reports its attribute shift
         assert "shift_mouth_up" in rs.metric_backends
-    _check_ft_names(rs.suite)
+    check_ft_names(rs.suite)
 
 
 def test_arm_keys_must_be_unique_and_arms_must_train():
@@ -68,7 +69,7 @@ def test_an_unknown_f_t_name_gets_did_you_mean_before_any_data_is_loaded():
     doc = _suite_doc()
     doc["ft_variants"][1]["name"] = "transformer-pixle"
     with pytest.raises(UnknownNameError, match="Did you mean: transformer-pixel"):
-        _check_ft_names(manifest_from_dict(doc))
+        check_ft_names(manifest_from_dict(doc))
 
 
 def test_arm_names_round_trip():
@@ -97,7 +98,7 @@ def _arms():
     ]
     suite = manifest_from_dict(doc)
     base = AttributePlan("smiling", "smiling@1", "in-domain", "face", "smiling face", SETTINGS)
-    return _ablation_arms([base], suite.ft_variants)
+    return ablation_arms([base], suite.ft_variants)
 
 
 @pytest.fixture(scope="module")

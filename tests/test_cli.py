@@ -132,9 +132,14 @@ def test_validate_fetch_and_lock_commands(tmp_path, fixtures, monkeypatch, capsy
     tiny = ["--suite", "paper-table", "--profile", "tiny"]
     assert main(["validate", *tiny, "--device", "cpu", "--data", data, "--out", str(tmp_path / "runs")]) == 0
     assert "OK" in capsys.readouterr().out
-    assert main(["validate", *tiny, "--device", "cpu", "--json"]) == 2  # no --data: listed with its fix
+    # without --data the tiny profile reads the shared fixtures, exactly where `run` finds them
+    assert main(["validate", *tiny, "--device", "cpu", "--out", str(tmp_path / "runs")]) == 0
+    capsys.readouterr()
+    absent = str(tmp_path / "no-such-folder")
+    assert main(["validate", *tiny, "--device", "cpu", "--data", absent, "--json"]) == 2  # listed with its fix
     report = json.loads(capsys.readouterr().out)
     assert [p["code"] for p in report["problems"] if p["severity"] == "error"] == ["data-missing"]
+    assert "fix" in report["problems"][0] and "error" not in report["problems"][0]
     assert main(["fetch", *tiny]) == 0  # tiny random models: nothing to download
     assert "0 file(s) present and verified" in capsys.readouterr().out
     assert main(["fetch"]) == 2 and "fetch needs model names or --suite" in capsys.readouterr().err

@@ -103,12 +103,14 @@ def test_paper_table_measures_every_attribute_whatever_the_selection(fixtures):
     paper-claim column; a run of one attribute (`--attributes smiling`) gets the same measure, digest included, so
     its property units share cache keys with a run of all five."""
     from benchmark.inputs.manifests import ManifestRegistry, resolve_suite
-    from benchmark.plan.loaders import _clip_projection_measure, load_plugins, plan_from_manifests
-    from benchmark.plan.suite import RunRequest
+    from benchmark.plan.known_answer_wiring import clip_projection_measure
+    from benchmark.plan.planner import plan_from_manifests
+    from benchmark.plan.plugins import load_plugins
+    from benchmark.plan.request import RunRequest
 
     load_plugins()
     resolved = resolve_suite("paper-table", profile="tiny", registry=ManifestRegistry())
-    measure = _clip_projection_measure(resolved, torch.device("cpu"))
+    measure = clip_projection_measure(resolved, torch.device("cpu"))
     assert measure.names == ("smiling", "sad", "tanned", "pixar", "neanderthal")
     assert set(measure.ranges.values()) == {(-1.0, 1.0)}
     assert measure.column == "paper-claim" and "no answer is known" in measure.provenance
@@ -116,7 +118,8 @@ def test_paper_table_measures_every_attribute_whatever_the_selection(fixtures):
     assert values.shape == (2, 5) and bool((values.abs() <= 1.0).all())
 
     plan = plan_from_manifests("paper-table", RunRequest(suite="paper-table", profile="tiny", device="cpu",
-                                                         attributes=["smiling"], data=str(fixtures / "celebahq")))
+                                                         attributes=["smiling"], data=str(fixtures / "celebahq")),
+                               registry=ManifestRegistry())
     assert [a.name for a in plan.attributes] == ["smiling"]
     (gates,) = plan.extra_gates
     assert gates.measure.names == measure.names and gates.measure.digest == measure.digest

@@ -27,9 +27,10 @@ def _run(tmp_path, *args, timeout=900):
 
 @pytest.mark.slow
 def test_bare_run_all_runs_the_demo_through_every_stage_and_resumes(tmp_path):
+    from benchmark.inputs.manifests import ManifestRegistry
     from benchmark.plan.suite import default_suite
 
-    if default_suite() != "demo":  # decided before running: the full synthetic suite takes minutes
+    if default_suite(ManifestRegistry()) != "demo":  # decided before running: the full synthetic suite takes minutes
         pytest.skip("the default suite is now `synthetic`; its own tests cover it")
     first = _run(tmp_path, "--json", "--out", "runs")
     assert first.returncode == 0, first.stderr[-3000:]

@@ -12,7 +12,7 @@ import torch
 from benchmark.checks.known_answers import CHECKS, CallableMeasure, KnownAnswerGates
 from benchmark.inputs.manifests import KnownAnswers
 from benchmark.outputs.results import load_results
-from benchmark.plan.suite import RunRequest
+from benchmark.plan.request import RunRequest
 from benchmark.run.cache import StageCache
 from benchmark.run.pipeline import PROPERTIES_FILE, run_plan
 from benchmark.run.runner import Runner

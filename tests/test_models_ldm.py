@@ -246,28 +246,29 @@ def test_curves_round_trip_and_select(tmp_path):
 def test_suite_t_select_uses_the_curves_and_the_text_cosine(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
+    from benchmark.inputs import curves as curve_files
     from benchmark.inputs.manifests import TSelect
-    from benchmark.plan import loaders
+    from benchmark.plan.planner import selected_t
 
     M.LpipsCurves(x={0: 0.1, 140: 1.25}, x0t={0: 0.0, 560: 0.31}, x_std={0: 0.0, 140: 0.1},
                   x0t_std={0: 0.0, 560: 0.1}).save(tmp_path / "curves", "toy")
-    monkeypatch.setattr(loaders, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(curve_files, "REPO_ROOT", tmp_path)
     suite = SimpleNamespace(t_select=TSelect(curves="curves", prefix="toy"))
-    resolved = SimpleNamespace(ref="ldm@1", base_model=SimpleNamespace(ref="ldm-celebahq-256@1"))
-    curves = loaders._t_select_curves(suite, resolved)
-    chosen = loaders._selected_t(suite.t_select, curves, SimpleNamespace(text_cosine=0.9))
+    resolved = SimpleNamespace(ref="ldm@1", suite=suite, base_model=SimpleNamespace(ref="ldm-celebahq-256@1"))
+    curves = curve_files.load_t_select_curves(resolved)
+    chosen = selected_t(suite.t_select, curves, SimpleNamespace(text_cosine=0.9))
     assert (chosen["t_edit"], chosen["t_boost"]) == (560, 140)
     assert chosen["t_select"]["text_cosine"] == 0.9 and len(chosen["t_select"]["sha256"]) == 4
 
-    suite = SimpleNamespace(t_select=TSelect(curves="absent", prefix="toy"))
+    resolved.suite = SimpleNamespace(t_select=TSelect(curves="absent", prefix="toy"))
     with pytest.raises(DataError, match="not there") as e:
-        loaders._t_select_curves(suite, resolved)
+        curve_files.load_t_select_curves(resolved)
     assert "python -m benchmark.plan.lpips_curves --model ldm-celebahq-256@1" in e.value.fix
 
 
 def test_ldm_suite_resolves_with_its_tiny_profile():
     from benchmark.inputs.manifests import ManifestRegistry, resolve_suite, suite_with_profile
-    from benchmark.plan.suite import known_metric_names
+    from benchmark.plan.request import known_metric_names
 
     registry = ManifestRegistry()
     full = registry.get("suite", "ldm@1").manifest

@@ -50,7 +50,7 @@ def test_tiny_official_checkpoints_validate_clean_with_fixture_weights(registry,
                             lock=LockFile.load(tmp_path / "lock.json"))
     assert report.ok, report.render()
     assert report.problems == []
-    assert report.checked == ["manifests", "dataset", "weights", "device", "disk", "output folder"]
+    assert report.checked == ["manifests", "device", "output folder", "disk", "weights", "dataset"]
     assert report.manifest_digests["model:asyrp-ft-smiling@1"]
 
 
@@ -80,7 +80,7 @@ def test_unknown_suite_and_broken_manifests(tmp_path):
     shutil.copytree(MANIFESTS_DIR, root, ignore=shutil.ignore_patterns("lock.json"))
     (root / "attributes" / "sad.yaml").write_text("kind: attribute\n  name: sad\n")
     report = validate_suite("paper-table", profile="tiny", registry=ManifestRegistry(root),
-                            lock=LockFile.load(tmp_path / "lock.json"))
+                            data_root=tmp_path / "absent", lock=LockFile.load(tmp_path / "lock.json"))
     assert {"manifest-invalid", "reference-unknown", "data-missing"} <= _codes(report)
     assert any("sad.yaml: malformed YAML" in p.message for p in report.problems)
 
@@ -97,7 +97,7 @@ def test_unknown_metric_and_low_disk(registry, fixtures, tmp_path, monkeypatch):
 
 
 def test_lock_suite_records_unknown_digests_once(registry, fixtures, tmp_path):
-    from benchmark.inputs.lock import lock_suite
+    from benchmark.inputs.lock_digests import lock_suite
     from benchmark.inputs.manifests import manifest_from_dict, resolve_suite
 
     rs = resolve_suite("official-checkpoints", profile="tiny", registry=registry)

@@ -1,11 +1,16 @@
-"""Where things live: the repository, manifests, fixtures, caches and run outputs."""
+"""Where things live: the repository, manifests, fixtures, caches and run outputs.
+
+This is the only module that reads the environment: every `ASYRP_*` variable (and the Hub endpoint) has its
+accessor here, so what a variable does is written down once.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-from benchmark.core.errors import DataError
+from benchmark.core.errors import BenchError, DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS_DIR = REPO_ROOT / "manifests"
@@ -35,6 +40,45 @@ def weights_dir() -> Path:
     if "ASYRP_WEIGHTS" in os.environ:
         return Path(os.environ["ASYRP_WEIGHTS"]).expanduser().resolve()
     return cache_dir() / "weights"
+
+
+def lock_path() -> Path:
+    """The lock file of recorded digests: `ASYRP_LOCK`, else `manifests/lock.json` beside the manifests."""
+    return Path(os.environ.get("ASYRP_LOCK", MANIFESTS_DIR / "lock.json")).expanduser().resolve()
+
+
+def celeba_attributes_file() -> Path | None:
+    """The CelebA attribute file `bias` reads when none is passed (`ASYRP_CELEBA_ATTRIBUTES`), or None."""
+    value = os.environ.get("ASYRP_CELEBA_ATTRIBUTES")
+    return Path(value).expanduser() if value else None
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face Hub endpoint (`HF_ENDPOINT`, as huggingface_hub reads it), without a trailing slash."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def manifests_dir_from_env() -> str | None:
+    """`ASYRP_MANIFESTS` as given (None when unset), for error messages that name the variable."""
+    return os.environ.get("ASYRP_MANIFESTS")
+
+
+def check_writable_dir(path: str | Path, *, flag: str = "--out") -> None:
+    """Refuse, before any compute, a folder that could not be written; never creates it (bad input leaves no
+    empty folder behind). The nearest existing ancestor must be a folder where a file can really be created
+    (`os.access` can be wrong on read-only mounts and for root)."""
+    path = Path(path).expanduser()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    fix = f"pass {flag} with a folder you can write to (it is created if missing)"
+    if not probe.is_dir():
+        raise BenchError(f"the output folder {path} cannot be written: {probe} is not a folder", fix=fix)
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".asyrp-write-test-"):
+            pass
+    except OSError as exc:
+        raise BenchError(f"the output folder {path} cannot be written: {exc.strerror or exc}", fix=fix) from None
 
 
 def safe_join(root: str | Path, relative: str | Path) -> Path:

@@ -8,19 +8,31 @@ from typing import Any
 
 from benchmark.core.errors import DeviceError
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 
-def resolve_device(name: str | None = "auto"):
-    """'auto' -> cuda if present else cpu; 'cuda' without CUDA is a DeviceError, not a silent CPU fallback."""
+
+def resolve_device(name="auto"):
+    """'auto' -> cuda if present else cpu. Only `DEVICE_CHOICES` are accepted: 'cuda' without CUDA, 'cuda:N' with N
+    at or above the device count, and anything else (mps, meta, gpu, ...) is a DeviceError, never a silent
+    fallback or a crash after setup."""
     import torch
 
-    name = name or "auto"
+    name = str(name or "auto").strip()  # a torch.device passes through as its name
+    listed = ", ".join(DEVICE_CHOICES)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    if name == "cpu":
+        return torch.device("cpu")
+    index = name[5:] if name.startswith("cuda:") else None
+    if name != "cuda" and not (index is not None and index.isdigit()):
+        raise DeviceError(f"device {name!r} is not supported", fix=f"pass --device as one of: {listed}")
+    if not torch.cuda.is_available():
         raise DeviceError(f"device {name!r} was requested but torch sees no CUDA device",
                           fix="run on a GPU machine, or pass --device cpu where the suite allows the CPU")
-    return dev
+    if index is not None and int(index) >= torch.cuda.device_count():
+        raise DeviceError(f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} CUDA device(s)",
+                          fix=f"pass --device cuda:N with N below {torch.cuda.device_count()}, or cuda")
+    return torch.device(name)
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> dict[str, Any]:

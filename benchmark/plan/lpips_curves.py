@@ -31,7 +31,8 @@ def compute(model_ref: str, data: Path, dataset_ref: str, n_images: int, n_steps
     from benchmark.inputs.fetch import check_model_files, fetch_command
     from benchmark.inputs.lock import LockFile
     from benchmark.inputs.manifests import ManifestRegistry
-    from benchmark.plan.loaders import LOADERS, load_plugins
+    from benchmark.plan.loaders import LOADERS
+    from benchmark.plan.plugins import load_plugins
 
     load_plugins()
     dev = resolve_device(device)

@@ -100,3 +100,16 @@ class Runner:
         order = {name: i for i, name in enumerate(STAGE_ORDER)}
         names = sorted(self.stats, key=lambda n: order.get(n, len(order)))
         return {n: round(self.stats[n].seconds, 3) for n in names}
+
+
+def stage_runner(plan, *, fresh: bool = False, progress: bool | None = None) -> Runner:
+    """The runner over the user's stage cache, keyed as every run's is."""
+    import torch
+
+    from benchmark.core.paths import cache_dir
+    from benchmark.outputs.results import package_versions
+
+    device = torch.device(plan.device)
+    # Library versions and the device type change numerics without changing any input: part of every key.
+    return Runner(StageCache(cache_dir() / "stages"), fresh=fresh, progress=progress,
+                  environment={**package_versions(), "device": device.type})

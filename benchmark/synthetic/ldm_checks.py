@@ -71,7 +71,8 @@ def load_model_and_images(limit: int | None = None):
     from benchmark.inputs.data import load_dataset
     from benchmark.inputs.fetch import check_model_files
     from benchmark.inputs.manifests import ManifestRegistry
-    from benchmark.plan.loaders import LOADERS, load_plugins
+    from benchmark.plan.loaders import LOADERS
+    from benchmark.plan.plugins import load_plugins
 
     load_plugins()
     registry = ManifestRegistry()

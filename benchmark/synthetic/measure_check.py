@@ -42,14 +42,16 @@ def _targets() -> dict[str, tuple[str, int]]:
 def suite_edits(profile: str | None) -> tuple[list[str], dict[str, tuple[str, str]], dict[str, torch.Tensor]]:
     """(image ids, attribute -> prompts, name -> uint8 N×3×H×W) for the reconstruction and each scale-1 edit of
     the synthetic suite under `profile`, through the stage cache."""
-    from benchmark.cli import stage_runner
-    from benchmark.plan.loaders import plan_from_manifests
-    from benchmark.plan.suite import RunRequest
+    from benchmark.inputs.manifests import ManifestRegistry
+    from benchmark.plan.planner import plan_from_manifests
+    from benchmark.plan.request import RunRequest
     from benchmark.run.pipeline import run_stages
+    from benchmark.run.runner import stage_runner
     from benchmark.run.stages.invert import gather
     from benchmark.run.suite_plan import edit_key
 
-    plan = plan_from_manifests(SUITE, RunRequest(suite=SUITE, profile=profile, device="cpu"))
+    plan = plan_from_manifests(SUITE, RunRequest(suite=SUITE, profile=profile, device="cpu"),
+                               registry=ManifestRegistry())
     state = run_stages(plan, stage_runner(plan))
     prompts = {a.name: (a.source_prompt, a.target_prompt) for a in plan.attributes}
     images = {"reconstruction": gather(state.test_inversions, "reconstruction"),

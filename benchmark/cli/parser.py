@@ -1,0 +1,177 @@
+"""The argument parser of `run_all.py`: one function per command, shared argument groups, examples."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmark import __version__
+
+EXAMPLES = """\
+examples:
+  python run_all.py                                   # the default suite, offline on the CPU
+  python run_all.py run --suite paper-table --data celeba_hq_raw.zip --train-data celeba_hq_raw.zip --device cuda
+  python run_all.py run --suite official-checkpoints --data celeba_hq_raw.zip --attributes smiling pixar --limit 10
+                                                      # a quick look; marked NOT FOR REPORTING
+  python run_all.py run --suite paper-table --profile tiny --device cpu   # same suite, tiny models (CI)
+  python run_all.py run --suite synthetic --json --gate > result.json     # CI: exit 1 when a gate fails
+  python run_all.py ls
+  python run_all.py validate --suite paper-table --data celeba_hq_raw.zip   # what is missing, and how to fix it
+  python run_all.py fetch --suite paper-table         # the only command that downloads
+  python run_all.py lock --suite paper-table --data celeba_hq_raw.zip       # record digests not yet pinned
+  python run_all.py report runs/paper-table/20260101T120000Z-1a2b3c4d
+  python run_all.py compare runs/paper-table/A runs/paper-table/B
+  python run_all.py bias runs/paper-table/A --by Male Young Pale_Skin --attributes-file list_attr_celeba.txt
+  python run_all.py baseline create --suite synthetic --profile quick --out results/baselines/synthetic-quick.json
+  python run_all.py baseline check runs/synthetic/RUN --baseline results/baselines/synthetic-quick.json
+
+exit codes: 0 ok · 1 a gate failed (with --gate) · 2 bad input or usage · 130 interrupted (rerun to resume)
+"""
+
+BIAS_EXAMPLES = """\
+examples:
+  python run_all.py bias runs/paper-table/20260101T120000Z-1a2b3c4d --by Male Young Pale_Skin \\
+      --attributes-file ~/data/celeba/list_attr_celeba.txt
+  python run_all.py bias RUN --by Pale_Skin --attributes-file CelebAMask-HQ-attribute-anno.txt --seed 1
+
+Writes RUN/bias/{bias.md, bias.csv, bias.json, bias_<ATTR>.png}. N per group is small: read the CIs and N.
+exit codes: 0 ok · 2 bad input (unknown attribute, image without a row, a group with N < 2)
+"""
+
+COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare", "bias", "baseline")
+DEFAULT_OUT = Path("runs")
+_FMT = argparse.RawDescriptionHelpFormatter
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors end with the fix (see --help) and exit code 2, like every bad input."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n  fix: see `{self.prog} --help` for the options and examples\n")
+
+
+def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="asyrp-bench: a reproducibility benchmark for Asyrp (ICLR 2023).",
+                     epilog=EXAMPLES, formatter_class=_FMT)
+    parser.add_argument("--version", action="version", version=f"asyrp-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_run, _add_ls, _add_validate, _add_fetch, _add_lock, _add_report, _add_compare, _add_bias,
+                _add_baseline):
+        add(sub)
+    return parser
+
+
+def _add_run(sub) -> None:
+    run = sub.add_parser("run", help="run a suite: invert, train, edit, measure, report", epilog=EXAMPLES,
+                         formatter_class=_FMT)
+    what = run.add_argument_group("what to run")
+    what.add_argument("--suite", default=None, help="suite name[@version] (default: synthetic, or the demo until it exists)")
+    what.add_argument("--attributes", nargs="+", metavar="NAME", help="only these attributes of the suite")
+    what.add_argument("--limit", type=positive_int, metavar="N",
+                      help="only the first N images; the result is marked NOT FOR REPORTING")
+    what.add_argument("--profile", metavar="NAME", help="a profile of the suite (e.g. tiny: small models, for CI)")
+    _data_arguments(run.add_argument_group("data"))
+    how = run.add_argument_group("where and how")
+    how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    how.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for run folders (default: %(default)s)")
+    how.add_argument("--fresh", action="store_true", help="recompute every stage instead of using the cache")
+    out = run.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the results JSON on stdout instead of a summary")
+    out.add_argument("--gate", action="store_true", help="exit 1 when any gate fails")
+
+
+def _add_ls(sub) -> None:
+    ls = sub.add_parser("ls", help="list suites, attributes, metrics and models with their versions")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_validate(sub) -> None:
+    validate = sub.add_parser("validate", help="resolve and check a suite without computing; lists every problem",
+                              formatter_class=_FMT, epilog="exit code 2 when any problem is an error")
+    _suite_arguments(validate, required=True)
+    _data_arguments(validate)
+    validate.add_argument("--device", default="auto", help="the device the run would use (default: %(default)s)")
+    validate.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the output folder the run would use")
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_fetch(sub) -> None:
+    fetch = sub.add_parser("fetch", help="download and verify weights (the only command that downloads)",
+                           formatter_class=_FMT,
+                           epilog="examples:\n  python run_all.py fetch --suite paper-table\n"
+                                  "  python run_all.py fetch clip-vit-b16-openai@1")
+    fetch.add_argument("models", nargs="*", metavar="MODEL", help="model manifests (name[@version]) to fetch")
+    _suite_arguments(fetch, required=False)
+
+
+def _add_lock(sub) -> None:
+    lock = sub.add_parser("lock", help="record digests that are not yet pinned (data and fetched weights)")
+    _suite_arguments(lock, required=True)
+    _data_arguments(lock)
+
+
+def _add_report(sub) -> None:
+    report = sub.add_parser("report", help="regenerate tables, figures and HTML of a run folder")
+    report.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (holds results.json)")
+
+
+def _add_compare(sub) -> None:
+    compare = sub.add_parser("compare", help="a table of the differences between two runs")
+    compare.add_argument("a", type=Path, metavar="A", help="run folder A (the baseline)")
+    compare.add_argument("b", type=Path, metavar="B", help="run folder B")
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_bias(sub) -> None:
+    bias = sub.add_parser("bias", help="a run's metrics by CelebA attribute group (Male, Young, ...), with CIs and N",
+                          formatter_class=_FMT, epilog=BIAS_EXAMPLES)
+    bias.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (holds results.json)")
+    bias.add_argument("--by", nargs="+", metavar="ATTR", default=["Male", "Young", "Pale_Skin"],
+                      help="CelebA attributes to split the images by (default: %(default)s)")
+    bias.add_argument("--attributes-file", type=Path, metavar="PATH",
+                      help="list_attr_celeba.txt or CelebAMask-HQ-attribute-anno.txt (default: $ASYRP_CELEBA_ATTRIBUTES)")
+    bias.add_argument("--mapping-file", type=Path, metavar="PATH",
+                      help="CelebA-HQ-to-CelebA-mapping.txt; needed only when the dataset manifest does not list the "
+                           "CelebA-HQ index and the attribute file is keyed by it")
+    bias.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    bias.add_argument("--json", action="store_true", help="print the table as JSON")
+
+
+def _add_baseline(sub) -> None:
+    baseline = sub.add_parser("baseline", help="the CI regression baseline: create it from reruns, or check a run")
+    bsub = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=_Parser, required=True)
+    create = bsub.add_parser("create", help="run a suite N times from scratch (no cache) and write its baseline")
+    _suite_arguments(create, required=True)
+    _data_arguments(create)
+    create.add_argument("--runs", type=positive_int, default=2, help="reruns to measure the spread (default 2)")
+    create.add_argument("--from-runs", nargs="+", type=Path, metavar="DIR",
+                        help="make it from these run folders instead of running")
+    create.add_argument("--device", default="cpu", help="device of the runs (default: %(default)s)")
+    create.add_argument("--out", type=Path, required=True, help="the baseline JSON to write")
+    create.add_argument("--overwrite", action="store_true", help="replace an existing baseline (never silently)")
+    create.add_argument("--runs-dir", type=Path, default=DEFAULT_OUT, help="where the run folders go")
+    check = bsub.add_parser("check", help="exit 1 when a score of the run left its baseline tolerance")
+    check.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (holds results.json)")
+    check.add_argument("--baseline", type=Path, required=True, help="the baseline JSON")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
+    return value
+
+
+def _suite_arguments(p, *, required: bool) -> None:
+    p.add_argument("--suite", required=required, help="suite name[@version]")
+    p.add_argument("--profile", metavar="NAME", help="a profile of the suite (e.g. tiny)")
+
+
+def _data_arguments(p) -> None:
+    p.add_argument("--data", metavar="PATH", help="the test images: a folder, zip or LMDB (docs/data.md)")
+    p.add_argument("--train-data", metavar="PATH", help="the training images, when another dataset")

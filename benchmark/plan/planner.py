@@ -1,0 +1,191 @@
+"""The planner: a manifest suite and a `RunRequest` → the checked `SuitePlan` the stages run.
+
+It first runs the pre-run checks of `validate` and raises the first problem, so a run refuses exactly what
+`validate` reports. Past that point the data is read and verified (digests before decoding), digests seen for the
+first time go to the lock file, and the models are built. A run that gets past the planner only stops for a bug or
+an interrupt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from benchmark.core.hashing import json_digest, tensor_digest
+from benchmark.inputs.data import load_dataset
+from benchmark.inputs.data_roots import data_root, training_source, trains_any
+from benchmark.inputs.lock import model_key
+from benchmark.inputs.manifests import LocalSource
+from benchmark.inputs.selection import select_attributes
+from benchmark.inputs.validate import validate_suite
+from benchmark.plan.known_answer_wiring import known_answer_gates
+from benchmark.plan.loaders import LOADERS, backend_weights, weights_file
+from benchmark.plan.plugins import load_plugins
+from benchmark.plan.references import references
+from benchmark.plan.request import RunRequest, known_metric_names, require_packages
+
+INVERT_CHUNK = 8  # images per inversion unit: batched on the GPU, and what a crash can lose
+
+
+def plan_from_manifests(name: str, request: RunRequest, *, registry) -> Any:
+    """Resolve suite `name` (with `request.profile`) into a checked `SuitePlan` (see the module docstring)."""
+    load_plugins()
+    report = validate_suite(name, profile=request.profile, attributes=request.attributes, data_root=request.data,
+                            train_data_root=request.train_data, out_dir=request.out, device=request.device,
+                            registry=registry, known_metrics=known_metric_names(), known_loaders=LOADERS.names(),
+                            verify_data=False)
+    report.raise_first()
+    resolved, lock, device = report.resolved, report.lock, report.device
+    attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
+                                   name=lambda r: r.manifest.name)
+    test_set, train_set = _read_images(resolved, request, lock)
+    lock.save()  # digests seen for the first time are recorded now, so later runs check against them
+
+    require_packages("models", "metrics")
+    import metrics
+    from benchmark.run.suite_plan import SuitePlan
+
+    model = LOADERS.get(resolved.base_model.manifest.loader)(resolved.base_model.manifest, device=device)
+    clip_loss = _clip_loss_factory(resolved.clip_loss_model.manifest, device)
+    attribute_plans = _attribute_plans(resolved, attributes, lock, report.curves, clip_loss)
+    suite = resolved.suite
+    return SuitePlan(
+        suite=resolved.ref, images=_items(test_set), train_images=_items(train_set) if train_set else [],
+        attributes=attribute_plans, metrics=_metric_plans(resolved, device), engine=_engine(
+            resolved, model, clip_loss, attribute_plans, report.weights.files),
+        make_edit_set=metrics.EditSet, delta_h_scales=tuple(suite.edit.delta_h_scale), batch_size=INVERT_CHUNK,
+        seeds={k: int(v) for k, v in suite.seeds.items()} or {"global": 0},
+        manifest_digests={**resolved.manifest_digests(), "run_config": json_digest(
+            {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
+        weight_digests={f"{f.model}/{f.path.name}": f.actual or f.expected or "" for f in report.weights.files},
+        references=references(resolved), device=str(device), profile=request.profile, limit=request.limit,
+        notes=_profile_notes(suite, request.profile), extra_gates=known_answer_gates(resolved, device))
+
+
+def _read_images(resolved, request: RunRequest, lock):
+    """The test set (first `--limit` items) and, when any f_t is trained, the training set."""
+    test_set = load_dataset(resolved.dataset.manifest, data_root(resolved.dataset, request.data, "--data"),
+                            limit=request.limit, lock=lock)
+    if not trains_any(resolved, request.attributes):
+        return test_set, None
+    train_ds, given = training_source(resolved, request.data, request.train_data)
+    train_set = load_dataset(train_ds.manifest, data_root(train_ds, given, "--train-data"),
+                             limit=resolved.suite.train.n_images, lock=lock)
+    return test_set, train_set
+
+
+def _items(image_set) -> list:
+    from benchmark.run.suite_plan import ImageItem
+
+    return [ImageItem(i, px, tensor_digest(px)) for i, px in zip(image_set.ids, image_set.images, strict=True)]
+
+
+def _clip_loss_factory(clip_manifest, device):
+    """`clip_loss(source, target)`: the training loss; its CLIP is built on first use (a suite that only loads
+    released f_t never needs it)."""
+    loaded: list = []
+
+    def clip_loss(source: str, target: str):
+        import models
+
+        if not loaded:
+            loaded.extend(LOADERS.get(clip_manifest.loader)(clip_manifest, device=device))
+        clip_model, tokenizer = loaded
+        return models.DirectionalClipLoss(clip_model, tokenizer, source, target, model_name=clip_manifest.ref)
+
+    return clip_loss
+
+
+def _attribute_plans(resolved, attributes, lock, curves, clip_loss) -> list:
+    from benchmark.run.suite_plan import AttributePlan
+
+    plans = []
+    for r in attributes:
+        a = r.manifest
+        official = None
+        if a.name in resolved.ft_checkpoints:
+            ck = resolved.ft_checkpoints[a.name].manifest
+            official = (str(weights_file(ck)), ck.files[0].sha256 or lock.digest(model_key(ck.ref), ck.files[0].path))
+        settings = {"t_edit": a.t_edit, "t_boost": a.t_boost, "lambda_clip": a.lambda_clip,
+                    "lambda_recon": a.lambda_recon, "lambda_recon_times_text_cosine": a.lambda_recon_times_text_cosine}
+        if curves is not None:
+            settings.update(selected_t(resolved.suite.t_select, curves, clip_loss(a.source_prompt, a.target_prompt)))
+        plans.append(AttributePlan(a.name, r.ref, a.domain, a.source_prompt, a.target_prompt, settings, official))
+    return ablation_arms(plans, resolved.suite.ft_variants)
+
+
+def selected_t(sel, curves, loss) -> dict:
+    """t_edit and t_boost by the authors' rule on the base model's curves, with the loss CLIP's text cosine."""
+    import models
+
+    table, digests = curves
+    cos = float(loss.text_cosine)
+    return {"t_edit": models.select_t_edit(table.x0t, cos, sel.edit_threshold),
+            "t_boost": models.select_t_boost(table.x, sel.boost_threshold),
+            "t_select": {"curves": sel.curves, "prefix": sel.prefix, "text_cosine": cos,
+                         "edit_threshold": sel.edit_threshold, "boost_threshold": sel.boost_threshold,
+                         "sha256": digests}}
+
+
+def ablation_arms(attribute_plans: list, variants) -> list:
+    """Without `ft_variants`, the attributes as they are; with them, one plan per attribute and arm, attribute
+    first (`smiling[conv]`, `smiling[transformer-pixel]`, ...), each carrying its arm's f_t."""
+    if not variants:
+        return attribute_plans
+    from benchmark.outputs.ablation import arm_name
+    from benchmark.run.suite_plan import FtChoice
+
+    return [replace(p, name=arm_name(p.name, v.key), ft=FtChoice(v.key, v.name, dict(v.options), v.optimizer, v.lr))
+            for p in attribute_plans for v in variants]
+
+
+def _engine(resolved, model, clip_loss, attribute_plans, files):
+    from benchmark.run.stages.asyrp import AsyrpEngine, Steps, TrainSettings
+
+    suite = resolved.suite
+    train = suite.train
+    return AsyrpEngine(
+        model=model, steps=Steps(suite.steps.n_inv, suite.steps.n_train, suite.steps.n_test),
+        digests=engine_digests(resolved, files), ft_name=suite.ft.name, ft_options=suite.ft.options,
+        train_settings=None if train is None else TrainSettings(train.epochs, train.batch_size, train.optimizer,
+                                                                train.lr),
+        clip_loss=clip_loss, seeds=suite.seeds,
+        reference_min_t=min((p.settings["t_edit"] for p in attribute_plans), default=0))
+
+
+def engine_digests(resolved, files) -> dict[str, str]:
+    """What the method's outputs depend on: the manifests of the base model and the loss's CLIP, and the sha256
+    of every weight file they read (a manifest may leave a digest to the lock file, so hash the files too)."""
+    out = {}
+    for role, r in (("base_model", resolved.base_model), ("clip_loss_model", resolved.clip_loss_model)):
+        out[role] = r.digest
+        mine = sorted((f.path.name, f.actual or f.expected or "") for f in files if f.model == r.ref)
+        if mine:
+            out[f"{role}_files"] = json_digest(mine)
+    return out
+
+
+def _metric_plans(resolved, device) -> list:
+    import metrics
+    from benchmark.run.suite_plan import MetricPlan
+
+    plans = []
+    for m in resolved.suite.metrics:
+        backend = resolved.metric_backends.get(m.key)
+        backend_name = backend.manifest.loader_args.get("backend", backend.manifest.name) if backend else None
+        weights = backend_weights(backend.manifest) if backend is not None and backend.manifest.files else None
+        fields = {"reference": m.reference, **m.options}
+        if backend is not None and isinstance(backend.manifest.source, LocalSource):
+            fields.setdefault("weights_sha256", backend.manifest.files[0].sha256)  # checked before loading
+        if backend_name:
+            fields["backend"] = backend_name
+        fields.setdefault("bootstrap_seed", int(resolved.suite.seeds.get("bootstrap", 0)))
+        plans.append(MetricPlan(m.key, metrics.get_metric(m.name, weights=weights, device=device, **fields)))
+    return plans
+
+
+def _profile_notes(suite, profile: str | None) -> list[str]:
+    if not profile:
+        return []
+    return [f"profile {profile}: {suite.profiles.get(profile).description}" if profile in suite.profiles
+            else f"profile {profile}"]
