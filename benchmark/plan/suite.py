@@ -49,7 +49,11 @@ def _registry():
 
 def _manifest_suite_names() -> list[str]:
     registry = _registry()
-    return [] if registry is None else sorted({ref.split("@")[0] for ref in registry.names("suite")})
+    if registry is None:
+        return []
+    from benchmark.inputs.manifests import parse_ref
+
+    return sorted({parse_ref(ref)[0] for ref in registry.names("suite")})
 
 
 def suite_names() -> list[str]:
