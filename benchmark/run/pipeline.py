@@ -18,6 +18,7 @@ import torch
 from benchmark.core.atomic import atomic_path, write_json
 from benchmark.core.hashing import json_digest
 from benchmark.core.runtime import device_description
+from benchmark.inputs.manifests import parse_ref
 from benchmark.outputs.feature_sets import write_feature_sets
 from benchmark.outputs.gates import evaluate_gates
 from benchmark.outputs.report import build_report
@@ -210,7 +211,7 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
     for check in plan.extra_gates:
         gates += check(state)
     sha, dirty = git_state()
-    final = new_run_dir(out, plan.suite.split("@")[0], run_key(plan))
+    final = new_run_dir(out, parse_ref(plan.suite)[0], run_key(plan))
 
     def result(ended: str, grid: dict[str, dict[str, str]]) -> RunResult:
         return RunResult(

@@ -1,0 +1,190 @@
+"""Suite manifests: what a run edits and measures, with what, at which settings, and its known-answer checks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from benchmark.inputs.manifests.schema_common import (
+    Band,
+    ManifestName,
+    Ref,
+    _Header,
+    _Strict,
+    check_relative_path,
+)
+
+
+class MetricEntry(_Strict):
+    """One measured column: `key` names it in results, `name` is the metric registry name (`sdir@1`)."""
+
+    key: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]*$")]
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*@[1-9][0-9]*$")]
+    backend: Ref | None = None
+    reference: Literal["original", "reconstruction"] = "original"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Steps(_Strict):
+    n_inv: int = Field(ge=1)
+    n_train: int = Field(ge=1)
+    n_test: int = Field(ge=1)
+
+
+class FtSpec(_Strict):
+    """The f_t network. `checkpoints` (attribute name -> model ref) loads released weights instead of training."""
+
+    name: str = "conv"
+    options: dict[str, Any] = Field(default_factory=dict)
+    checkpoints: dict[str, Ref] | None = None
+
+
+class FtVariant(_Strict):
+    """One arm of an f_t ablation: a registered f_t with its options, and optionally its own optimiser and lr
+    (else the suite's `train`). `key` names the arm in results: attribute `smiling` becomes `smiling[key]`."""
+
+    key: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    name: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    optimizer: Literal["sgd", "adam"] | None = None
+    lr: float | None = Field(default=None, gt=0)
+
+
+class TrainSpec(_Strict):
+    dataset: Ref
+    n_images: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(gt=0)
+    loss_form: Literal["official"] = "official"
+
+
+class EditSpec(_Strict):
+    """Test-time settings. `delta_h_scale` multiplies Δh on top of the n_train/n_test scaling."""
+
+    delta_h_scale: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    eta_after_boost: float = 1.0
+
+
+class TSelect(_Strict):
+    """t_edit / t_boost from the base model's own LPIPS curves (the authors' rule, `models.t_select`) instead of
+    the attribute manifests' values, which belong to the pixel DDPM. `curves`: a repository-relative folder with
+    `{prefix}_LPIPS_distance_x.tsv` and `{prefix}_LPIPS_distance_x0_t.tsv` (+ `_std`), as written by
+    `python -m benchmark.plan.lpips_curves`. The text cosine of each attribute comes from the loss CLIP."""
+
+    curves: str = Field(min_length=1)
+    prefix: ManifestName
+    edit_threshold: float = Field(0.33, gt=0)
+    boost_threshold: float = Field(1.2, gt=0)
+
+    @field_validator("curves")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        return check_relative_path(v, "curves folder")
+
+
+class Resources(_Strict):
+    disk_gb: float = Field(default=1.0, ge=0)
+
+
+class Profile(_Strict):
+    """Overrides deep-merged into the suite document (dicts merge, lists and scalars replace)."""
+
+    description: str = Field(min_length=1)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class KnownAnswerTarget(_Strict):
+    """The factor an attribute should move (a name of the measure's factors) and the sign of the move."""
+
+    factor: str = Field(min_length=1)
+    sign: Literal[1, -1] = 1
+
+
+class KnownAnswerCheck(_Strict):
+    """One known-answer check of a suite: a named computation (`benchmark.checks.known_answers.CHECKS`) and its band.
+
+    The band is set from what the method should achieve, before looking at results, with a rationale; a check
+    whose band has `gate: false` is reported (value, band, reached or not) but never fails a run.
+    """
+
+    check: str = Field(min_length=1)
+    attribute: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    band: Band
+
+
+class ClipProjection(_Strict):
+    """Measure with a CLIP instead of an oracle: one factor per suite attribute, cos(E_I(image), ΔT_attribute)
+    (`metrics.clip_projection`). `templates` and `image_preprocess` mean what they mean for S_dir."""
+
+    templates: bool = True
+    image_preprocess: Literal["open_clip", "tensor"] = "open_clip"
+
+
+class KnownAnswers(_Strict):
+    """The synthetic world's equivalent of paper values: checks whose right answer is known in advance; in the
+    real world, where no answer is known, the same checks with the paper's claims as reported bands.
+
+    `measure` is the model whose loader gives the factor measure: a factor oracle, or, with `clip_projection`, a
+    CLIP back-end whose factors are the suite's attributes' text directions. `targets` maps each attribute to
+    the factor it should move and the sign it should move it in; the h-space properties are computed on the first
+    `n_images` test images (`figure_images` of them also go into the figures).
+    """
+
+    measure: Ref
+    clip_projection: ClipProjection | None = None
+    targets: dict[str, KnownAnswerTarget]
+    n_images: int = Field(ge=2)
+    figure_images: int = Field(default=4, ge=1)
+    linearity_scales: list[float] = Field(default_factory=lambda: [-1.0, -0.5, 0.0, 0.5, 1.0], min_length=3)
+    combination: list[str] | None = Field(default=None, min_length=2, max_length=2)
+    combination_coefficients: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0], min_length=2)
+    t_edit_sweep: list[int] = Field(default_factory=list)
+    checks: list[KnownAnswerCheck] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _targets_known(self) -> KnownAnswers:
+        for name in [*(self.combination or []), *(c.attribute for c in self.checks if c.attribute)]:
+            base = name.split("+")[0]
+            if base not in self.targets and "+" not in name and base != "ddim":
+                raise ValueError(f"known-answer attribute {name!r} has no entry in `targets`")
+        return self
+
+
+class SuiteManifest(_Header):
+    kind: Literal["suite"]
+    dataset: Ref
+    base_model: Ref
+    clip_loss_model: Ref
+    ft: FtSpec = Field(default_factory=FtSpec)
+    ft_variants: list[FtVariant] | None = Field(default=None, min_length=1)  # an ablation: every arm trained
+    attributes: list[Ref] = Field(min_length=1)
+    steps: Steps
+    train: TrainSpec | None = None
+    edit: EditSpec = Field(default_factory=EditSpec)
+    t_select: TSelect | None = None
+    metrics: list[MetricEntry] = Field(min_length=1)
+    paper_values: Ref | None = None
+    requires: Literal["cuda", "cpu-ok"]
+    seeds: dict[str, int] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    known_answers: KnownAnswers | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SuiteManifest:
+        keys = [m.key for m in self.metrics]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"metric keys must be unique, got {keys}")
+        if self.train is None and not self.ft.checkpoints:
+            raise ValueError("a suite either trains f_t (`train`) or loads released weights (`ft.checkpoints`)")
+        if self.ft_variants is not None:
+            variant_keys = [v.key for v in self.ft_variants]
+            if len(set(variant_keys)) != len(variant_keys):
+                raise ValueError(f"ft_variants keys must be unique, got {variant_keys}")
+            if self.train is None or self.ft.checkpoints:
+                raise ValueError("`ft_variants` trains every arm: it needs `train` and no `ft.checkpoints`")
+        return self
