@@ -25,10 +25,13 @@ class Aggregate:
     """
 
     mean: float
-    std: float
     ci_low: float | None
     ci_high: float | None
     n: int
+    std: float | None = None  # None only in results written without it
+
+    # The results schema (pydantic) validates this dataclass directly: no second Aggregate type to convert to.
+    __pydantic_config__ = {"extra": "forbid"}
 
     def to_dict(self) -> dict:
         return asdict(self)

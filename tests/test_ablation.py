@@ -13,7 +13,7 @@ from models_helpers import micro_model, one_thread, smooth_images, tiny_clip  # 
 import models as M
 from benchmark.core.errors import ManifestError, UnknownNameError
 from benchmark.core.paths import manifests_dir
-from benchmark.inputs.manifests import ManifestRegistry, manifest_from_dict, resolve_suite
+from benchmark.inputs.manifests import ManifestRegistry, Steps, manifest_from_dict, resolve_suite
 from benchmark.inputs.validate import check_ft_names
 from benchmark.outputs.ablation import arm_name, split_arm
 from benchmark.outputs.report import build_report
@@ -27,7 +27,7 @@ from benchmark.outputs.results import (
     write_training,
 )
 from benchmark.plan.planner import ablation_arms
-from benchmark.run.stages.asyrp import AsyrpEngine, Steps, TrainSettings
+from benchmark.run.stages.asyrp import AsyrpEngine, TrainSettings
 from benchmark.run.suite_plan import AttributePlan
 
 SUITE_FILE = manifests_dir() / "suites" / "ablation-ft.yaml"

@@ -11,10 +11,13 @@ pytest.importorskip("models", reason="needs the Asyrp core (models/), not in thi
 
 import models  # noqa: E402
 from benchmark.core.errors import DigestMismatchError  # noqa: E402
-from benchmark.inputs.manifests import ManifestRegistry  # noqa: E402
+from benchmark.inputs.manifests import (
+    ManifestRegistry,  # noqa: E402
+    Steps,  # noqa: E402
+)
 from benchmark.run.cache import StageCache  # noqa: E402
 from benchmark.run.runner import Runner  # noqa: E402
-from benchmark.run.stages.asyrp import AsyrpEngine, Steps  # noqa: E402
+from benchmark.run.stages.asyrp import AsyrpEngine  # noqa: E402
 from benchmark.run.stages.edit import edit_attribute  # noqa: E402
 from benchmark.run.stages.invert import invert_images  # noqa: E402
 from benchmark.run.stages.train import train_attribute  # noqa: E402

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmark.core.errors import BenchError
 from benchmark.core.paths import REPO_ROOT
+from metrics.aggregate import Aggregate
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -61,16 +62,6 @@ class Band(_Frozen):
         if self.high is not None:
             return f"≤ {self.high:g}"
         return "any"
-
-
-class Aggregate(_Frozen):
-    """Mean with a 95% bootstrap CI over N images (the CI is None when N < 2)."""
-
-    mean: float
-    ci_low: float | None
-    ci_high: float | None
-    n: int
-    std: float | None = None
 
 
 class MetricValue(_Frozen):

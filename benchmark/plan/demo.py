@@ -53,7 +53,8 @@ def build_demo(request: RunRequest):
     import models
     from benchmark.core.hashing import json_digest
     from benchmark.core.runtime import resolve_device
-    from benchmark.run.stages.asyrp import AsyrpEngine, Steps, TrainSettings
+    from benchmark.inputs.manifests import Steps
+    from benchmark.run.stages.asyrp import AsyrpEngine, TrainSettings
     from benchmark.run.suite_plan import AttributePlan, MetricPlan, SuitePlan
 
     device = resolve_device(request.device)

@@ -140,12 +140,12 @@ def ablation_arms(attribute_plans: list, variants) -> list:
 
 
 def _engine(resolved, model, clip_loss, attribute_plans, files):
-    from benchmark.run.stages.asyrp import AsyrpEngine, Steps, TrainSettings
+    from benchmark.run.stages.asyrp import AsyrpEngine, TrainSettings
 
     suite = resolved.suite
     train = suite.train
     return AsyrpEngine(
-        model=model, steps=Steps(suite.steps.n_inv, suite.steps.n_train, suite.steps.n_test),
+        model=model, steps=suite.steps,
         digests=engine_digests(resolved, files), ft_name=suite.ft.name, ft_options=suite.ft.options,
         train_settings=None if train is None else TrainSettings(train.epochs, train.batch_size, train.optimizer,
                                                                 train.lr),

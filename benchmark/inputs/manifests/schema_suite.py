@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from benchmark.inputs.manifests.schema_common import (
     Band,
@@ -26,10 +27,15 @@ class MetricEntry(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class Steps(_Strict):
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class Steps:
+    """The DDIM step counts (asyrp-reference.md section 4): inversion, training rollout, generation; all grids
+    end at `t0`. One type for the suite manifest and the engine that runs it."""
+
     n_inv: int = Field(ge=1)
     n_train: int = Field(ge=1)
     n_test: int = Field(ge=1)
+    t0: int = Field(999, ge=1)
 
 
 class FtSpec(_Strict):

@@ -16,15 +16,8 @@ import torch
 
 from benchmark.core.hashing import sha256_bytes
 from benchmark.core.runtime import generator
+from benchmark.inputs.manifests import Steps
 from benchmark.run.suite_plan import AttributePlan, FtChoice
-
-
-@dataclass(frozen=True)
-class Steps:
-    n_inv: int
-    n_train: int
-    n_test: int
-    t0: int = 999
 
 
 @dataclass(frozen=True)
