@@ -43,7 +43,8 @@ class HSpaceUNet(nn.Module):
 
     `layer`: where h is taken, one of `hspace_layers(unet)` ("mid", the default, or "up{k}"). `precision="bf16"`
     runs the UNet under `torch.autocast` (ε is returned as float32); the default "fp32" is what the authors used.
-    `compile_unet()` wraps both halves in `torch.compile`.
+    `compile_unet()` wraps both halves in `torch.compile`. A UNet with twice as many output as input channels has
+    a learned σ (iDDPM/ADM): ε is its first half, as in the authors' `torch.split` (`learned_sigma`).
     """
 
     def __init__(self, unet: UNet2DModel, *, precision: str = "fp32", layer: str = MID_LAYER):
@@ -63,6 +64,10 @@ class HSpaceUNet(nn.Module):
         if self._up_split == 0:
             return int(self.unet.config.block_out_channels[-1])
         return int(self.unet.up_blocks[self._up_split - 1].resnets[-1].out_channels)
+
+    @property
+    def learned_sigma(self) -> bool:
+        return int(self.unet.config.out_channels) == 2 * int(self.unet.config.in_channels)
 
     @property
     def temb_dim(self) -> int:
@@ -104,10 +109,12 @@ class HSpaceUNet(nn.Module):
             temb = temb.repeat(k, 1)
         with self._autocast(h):
             eps = self._decode_fn(h, skips, temb)
+        if self.learned_sigma:  # the other half is the variance interpolation, which DDIM does not use
+            eps = eps[:, :self.in_channels]
         return eps.float()
 
     def forward(self, x: torch.Tensor, t: int | float | torch.Tensor) -> torch.Tensor:
-        """ε of the unmodified UNet (equal to `unet(x, t).sample`)."""
+        """ε of the unmodified UNet (equal to `unet(x, t).sample`, its first half for a learned σ)."""
         enc = self.encode(x, t)
         return self.decode(enc.h, enc.skips, enc.temb)
 
