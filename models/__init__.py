@@ -5,6 +5,7 @@ Stable names (issue #2): `timestep_grid`, `load_official_ft`, `select_t_edit`, `
 `from_ddpm_checkpoint`.
 """
 
+from models.adm import ADM_ARCHS, adm_unet_config, from_adm_checkpoint
 from models.checkpoints import (
     CELEBAHQ_DDPM_ARCH,
     DDPM_CELEBAHQ,
@@ -22,9 +23,17 @@ from models.clip_loss import IMAGENET_TEMPLATES, DirectionalClipLoss
 from models.codec import Codec, KLCodec, PixelCodec, VQCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
-from models.ft import FT_REGISTRY, OFFICIAL_FT_SHA256, DeltaBlock, GlobalDelta, build_ft, load_official_ft
+from models.ft import (
+    FT_REGISTRY,
+    OFFICIAL_FT_SHA256,
+    DeltaBlock,
+    GlobalDelta,
+    ResDeltaBlock,
+    build_ft,
+    load_official_ft,
+)
 from models.ft_transformer import TRANSFORMER_VARIANTS, TokenTransformer, TransformerFt
-from models.hspace import HSpace, HSpaceUNet
+from models.hspace import MID_LAYER, HSpace, HSpaceUNet, hspace_layers
 from models.ldm import (
     TINY_KL_LDM_CONFIG,
     TINY_VQ_LDM_CONFIG,
@@ -32,6 +41,7 @@ from models.ldm import (
     load_latent_diffusion,
     random_latent_diffusion_model,
 )
+from models.noise_source import CLIP_SOURCES, NoiseSource, noise_latents, noise_source
 from models.random_models import (
     TINY_CLIP_CONFIG,
     TINY_UNET_CONFIG,
@@ -73,7 +83,8 @@ __all__ = [
     "SDEDIT_CELEBAHQ_ENV", "SDEDIT_CELEBAHQ_SHA256", "SDEDIT_CELEBAHQ_URL", "TINY_CLIP_CONFIG", "TINY_KL_LDM_CONFIG",
     "TINY_UNET_CONFIG", "TINY_VQ_LDM_CONFIG", "KLCodec", "VQCodec", "alphas_cumprod_from_scheduler_config",
     "latent_diffusion_model", "load_latent_diffusion", "random_latent_diffusion_model",
-    "TRANSFORMER_VARIANTS",
+    "TRANSFORMER_VARIANTS", "CLIP_SOURCES", "MID_LAYER", "NoiseSource", "hspace_layers", "noise_latents",
+    "noise_source", "ADM_ARCHS", "ResDeltaBlock", "adm_unet_config", "from_adm_checkpoint",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",
     "HSpace", "HSpaceUNet", "HubSnapshot", "Inversion", "LossHistory", "LpipsCurves", "PixelCodec",
     "ReferenceTrajectory", "StepRecord", "TokenTransformer", "TrainConfig", "TrainResult", "TransformerFt",

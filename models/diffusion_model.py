@@ -61,12 +61,20 @@ class DiffusionModel:
         self.unet.to(device)
         return replace(self, codec=self.codec.to(device))
 
+    def with_hspace_layer(self, layer: str) -> DiffusionModel:
+        """The same frozen model (shared weights, schedule and codec) with h taken at `layer` ("mid" or "up{k}",
+        see `models.hspace.hspace_layers`). f_t networks must be built for the new `unet.h_channels`/`h_size`."""
+        if layer == self.unet.layer:
+            return self
+        return replace(self, unet=HSpaceUNet(self.unet.unet, precision=self.unet.precision, layer=layer))
+
     def spec(self) -> dict[str, Any]:
         """A JSON-able description for provenance (architecture, schedule digest, codec)."""
         return {
             "name": self.name,
             "unet_config": {k: v for k, v in dict(self.unet.unet.config).items() if not k.startswith("_")},
             "precision": self.unet.precision,
+            "hspace_layer": self.unet.layer,
             "alphas_cumprod_sha256": tensor_digest(self.alphas_cumprod),
             "image_size": self.image_size,
             "codec": self.codec.spec(),

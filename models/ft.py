@@ -1,4 +1,5 @@
-"""f_t networks: Δh = f_t(h, temb). A registry, the authors' DeltaBlock (`conv`), and a global Δh (`global`).
+"""f_t networks: Δh = f_t(h, temb). A registry, the authors' DeltaBlock (`conv`), their ResBlock-style variant for
+iDDPM / ADM U-Nets (`resblock`), and a global Δh (`global`).
 
 Every f_t is an `nn.Module` called as `ft(h, temb) -> Δh` with Δh shaped like h. `temb` is the frozen UNet's own
 time embedding (the 512-d output of its second dense layer, before any activation). Register new variants with
@@ -55,6 +56,34 @@ class DeltaBlock(nn.Module):
         return self.conv2(F.silu(self.norm2(x)))
 
 
+class ResDeltaBlock(nn.Module):
+    """The authors' f_t for their iDDPM / ADM U-Nets (AFHQ-dog, METFACES; `models/improved_ddpm/unet.py` and
+    `models/guided_diffusion/unet.py` `DeltaBlock`): GroupNorm(32) → SiLU → conv1×1, + Linear(SiLU(temb)),
+    GroupNorm(32) → SiLU → dropout → conv1×1.
+
+    No residual, PyTorch's default init (the authors' block does not zero its last conv). GroupNorm eps is PyTorch's
+    default 1e-5, as in guided-diffusion's `normalization()`; the authors compute it in float32 (`GroupNorm32`), which
+    is what this does for float32 inputs. Parameter names follow the authors' `in_layers` / `emb_layers` /
+    `out_layers` Sequentials, so their released `dog_*` / `metface_*` checkpoints load as they are saved.
+    """
+
+    def __init__(self, channels: int, temb_dim: int, *, norm_groups: int = 32, dropout: float = 0.0,
+                 use_temb: bool = True):
+        super().__init__()
+        self.use_temb = use_temb
+        self.in_layers = nn.Sequential(nn.GroupNorm(norm_groups, channels), nn.SiLU(),
+                                       nn.Conv2d(channels, channels, kernel_size=1))
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(temb_dim, channels))
+        self.out_layers = nn.Sequential(nn.GroupNorm(norm_groups, channels), nn.SiLU(), nn.Dropout(dropout),
+                                        nn.Conv2d(channels, channels, kernel_size=1))
+
+    def forward(self, h: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
+        x = self.in_layers(h)
+        if self.use_temb and temb is not None:
+            x = x + self.emb_layers(temb)[:, :, None, None]
+        return self.out_layers(x)
+
+
 class GlobalDelta(nn.Module):
     """One learned Δh shared by every timestep and image (the paper's Δh^global, §5.3); ignores h and temb.
 
@@ -80,6 +109,15 @@ def _build_conv(*, h_channels: int, temb_dim: int, h_size: int, norm_groups: int
     return DeltaBlock(h_channels, temb_dim, norm_groups=norm_groups, use_temb=use_temb)
 
 
+@FT_REGISTRY.register("resblock")
+def _build_resblock(*, h_channels: int, temb_dim: int, h_size: int, norm_groups: int = 32, dropout: float = 0.0,
+                    use_temb: bool = True) -> nn.Module:
+    if h_channels % norm_groups:
+        raise BenchError(f"the resblock f_t's GroupNorm cannot split {h_channels} h channels into {norm_groups} "
+                         "groups", fix="pass the f_t option norm_groups with a divisor of the h channels")
+    return ResDeltaBlock(h_channels, temb_dim, norm_groups=norm_groups, dropout=dropout, use_temb=use_temb)
+
+
 @FT_REGISTRY.register("global")
 def _build_global(*, h_channels: int, temb_dim: int, h_size: int, init_std: float = 0.2) -> nn.Module:
     return GlobalDelta(h_channels, h_size, init_std=init_std)
@@ -99,8 +137,10 @@ def build_ft(name: str, *, h_channels: int, temb_dim: int, h_size: int, seed: in
         raise BenchError(f"bad options for f_t {name!r}: {e}", fix="check the f_t options in the manifest") from None
 
 
-def load_official_ft(path: str | Path, *, sha256: str | None = None) -> DeltaBlock:
-    """Load one of the authors' released DeltaBlock checkpoints (`{"0": state_dict, "optimizer", "scheduler"}`).
+def load_official_ft(path: str | Path, *, sha256: str | None = None) -> DeltaBlock | ResDeltaBlock:
+    """Load one of the authors' released f_t checkpoints (`{"0": state_dict, "optimizer", "scheduler"}`): a
+    `DeltaBlock` (DDPM U-Nets: CelebA-HQ, LSUN) or, when the keys are `in_layers` / `emb_layers` / `out_layers`, a
+    `ResDeltaBlock` (iDDPM / ADM U-Nets: AFHQ-dog, METFACES).
 
     Safe (`torch.load(weights_only=True)`; a file that needs arbitrary unpickling is refused) and strict (no
     missing or unexpected keys). The digest is checked first when `sha256` is given or the file name is one of
@@ -109,7 +149,7 @@ def load_official_ft(path: str | Path, *, sha256: str | None = None) -> DeltaBlo
     path = Path(path)
     if not path.is_file():
         raise DataError(f"f_t checkpoint not found: {path}",
-                        fix="point to a *_LC_CelebA_HQ_t999_ninv40_ngen40_0.pth file from kwonminki/Asyrp_official")
+                        fix="point to a *_LC_<category>_t999_ninv40_ngen40_0.pth file from kwonminki/Asyrp_official")
     expected = sha256 or OFFICIAL_FT_SHA256.get(path.name)
     if expected is not None:
         actual = sha256_file(path)
@@ -123,16 +163,27 @@ def load_official_ft(path: str | Path, *, sha256: str | None = None) -> DeltaBlo
                          fix="use the authors' released checkpoint, or re-save the state dict with safetensors"
                          ) from None
     state = payload.get("0", payload) if isinstance(payload, dict) else None
-    if not isinstance(state, dict) or "conv1.weight" not in state or "temb_proj.weight" not in state:
+    block = _block_for(state)
+    if block is None:
         raise DataError(f"{path} is not a DeltaBlock checkpoint (expected a dict with key '0' holding conv1/"
-                        "temb_proj/norm2/conv2 weights)")
-    channels, temb_dim = state["temb_proj.weight"].shape
-    block = DeltaBlock(int(channels), int(temb_dim))
+                        "temb_proj/norm2/conv2 or in_layers/emb_layers/out_layers weights)")
     try:
         result = block.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches
-        raise DataError(f"{path} does not match the DeltaBlock layout: {e}") from None
+        raise DataError(f"{path} does not match the {type(block).__name__} layout: {e}") from None
     if result.missing_keys or result.unexpected_keys:
-        raise DataError(f"{path} does not match the DeltaBlock layout: missing {result.missing_keys}, "
+        raise DataError(f"{path} does not match the {type(block).__name__} layout: missing {result.missing_keys}, "
                         f"unexpected {result.unexpected_keys}")
     return block.eval()
+
+
+def _block_for(state) -> nn.Module | None:
+    if not isinstance(state, dict):
+        return None
+    if "conv1.weight" in state and "temb_proj.weight" in state:
+        channels, temb_dim = state["temb_proj.weight"].shape
+        return DeltaBlock(int(channels), int(temb_dim))
+    if "in_layers.2.weight" in state and "emb_layers.1.weight" in state:
+        channels, temb_dim = state["emb_layers.1.weight"].shape
+        return ResDeltaBlock(int(channels), int(temb_dim))
+    return None

@@ -1,9 +1,12 @@
 """h-space access to a diffusers `UNet2DModel`: encode once, decode many h variants with the same skips.
 
-h is the output of the UNet's mid block (ResBlock → Attention → ResBlock), before any up block; for
-`google/ddpm-ema-celebahq-256` it is 512×8×8. Asyrp needs ε from h and ε̃ from h + Δh with the *same*
-skip connections, so the down path and the mid block run once and only the up path runs per variant
-(the authors' `DDPM.forward` does the same). This mirrors `UNet2DModel.forward` step by step.
+By default h is the output of the UNet's mid block (ResBlock → Attention → ResBlock), before any up block; for
+`google/ddpm-ema-celebahq-256` it is 512×8×8. That is the authors' choice (paper appendix D.3: earlier layers change
+too little, later ones distort). `layer="up{k}"` takes h at the output of up block k instead (0 = the first up
+block after the mid block, as in `unet.up_blocks`): encode also runs up blocks 0..k, which consume their skips, and
+decode continues from block k+1 with the skips that are left. Asyrp needs ε from h and ε̃ from h + Δh with the
+*same* skip connections, so everything up to h runs once and only the rest of the up path runs per variant (the
+authors' `DDPM.forward` does the same). This mirrors `UNet2DModel.forward` step by step.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from benchmark.core.errors import BenchError
 from benchmark.core.registry import require_choice
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+MID_LAYER = "mid"  # the authors' h-space, and the default
+
+
+def hspace_layers(unet: UNet2DModel) -> list[str]:
+    """The layers h can be taken at for this UNet: "mid", then "up0" .. "up{n−1}" (the output of each up block)."""
+    return [MID_LAYER, *(f"up{k}" for k in range(len(unet.up_blocks)))]
 
 
 class HSpace(NamedTuple):
@@ -32,22 +41,33 @@ class HSpace(NamedTuple):
 class HSpaceUNet(nn.Module):
     """Wraps a `UNet2DModel` that has a mid block. `encode(x, t) -> (h, skips, temb)`, `decode(h, skips, temb) -> ε`.
 
-    `precision="bf16"` runs the UNet under `torch.autocast` (ε is returned as float32); the default "fp32" is what
-    the authors used. `compile_unet()` wraps both halves in `torch.compile`.
+    `layer`: where h is taken, one of `hspace_layers(unet)` ("mid", the default, or "up{k}"). `precision="bf16"`
+    runs the UNet under `torch.autocast` (ε is returned as float32); the default "fp32" is what the authors used.
+    `compile_unet()` wraps both halves in `torch.compile`. A UNet with twice as many output as input channels has
+    a learned σ (iDDPM/ADM): ε is its first half, as in the authors' `torch.split` (`learned_sigma`).
     """
 
-    def __init__(self, unet: UNet2DModel, *, precision: str = "fp32"):
+    def __init__(self, unet: UNet2DModel, *, precision: str = "fp32", layer: str = MID_LAYER):
         super().__init__()
         _check_supported(unet)
         self.unet = unet
         self.precision = require_choice("precision", precision, list(PRECISIONS))
+        self.layer = require_choice("h-space layer", layer, hspace_layers(unet))
+        # number of up blocks that run in encode (before h): 0 for the mid block, k + 1 for "up{k}"
+        self._up_split = 0 if layer == MID_LAYER else int(layer[2:]) + 1
         self._encode_fn = self._encode
         self._decode_fn = self._decode
 
     # -- shapes ---------------------------------------------------------------------------------------------
     @property
     def h_channels(self) -> int:
-        return int(self.unet.config.block_out_channels[-1])
+        if self._up_split == 0:
+            return int(self.unet.config.block_out_channels[-1])
+        return int(self.unet.up_blocks[self._up_split - 1].resnets[-1].out_channels)
+
+    @property
+    def learned_sigma(self) -> bool:
+        return int(self.unet.config.out_channels) == 2 * int(self.unet.config.in_channels)
 
     @property
     def temb_dim(self) -> int:
@@ -55,8 +75,11 @@ class HSpaceUNet(nn.Module):
 
     @property
     def h_size(self) -> int:
-        """Spatial size of h for the configured sample size (one halving per down block except the last)."""
-        return int(self.unet.config.sample_size) // 2 ** (len(self.unet.down_blocks) - 1)
+        """Spatial size of h for the configured sample size: one halving per down block with a downsampler, one
+        doubling per up block before h with an upsampler."""
+        halvings = sum(getattr(b, "downsamplers", None) is not None for b in self.unet.down_blocks)
+        doublings = sum(getattr(b, "upsamplers", None) is not None for b in self.unet.up_blocks[:self._up_split])
+        return int(self.unet.config.sample_size) // 2 ** halvings * 2 ** doublings
 
     @property
     def in_channels(self) -> int:
@@ -76,7 +99,7 @@ class HSpaceUNet(nn.Module):
     def decode(self, h: torch.Tensor, skips: tuple[torch.Tensor, ...], temb: torch.Tensor) -> torch.Tensor:
         """ε for a batch of h variants. `h` may hold k × B rows for B encoded images: variant-major, i.e. rows
         [i·B, (i+1)·B) are variant i for images 0..B−1; skips and temb are repeated to match."""
-        batch = skips[0].shape[0]
+        batch = temb.shape[0]  # not skips[0]: at the last up block no skips are left
         if h.shape[0] % batch:
             raise BenchError(f"decode got {h.shape[0]} h rows for {batch} encoded images; the h batch must be a "
                              "multiple of the encoded batch", fix="concatenate whole variants along dim 0")
@@ -86,10 +109,12 @@ class HSpaceUNet(nn.Module):
             temb = temb.repeat(k, 1)
         with self._autocast(h):
             eps = self._decode_fn(h, skips, temb)
+        if self.learned_sigma:  # the other half is the variance interpolation, which DDIM does not use
+            eps = eps[:, :self.in_channels]
         return eps.float()
 
     def forward(self, x: torch.Tensor, t: int | float | torch.Tensor) -> torch.Tensor:
-        """ε of the unmodified UNet (equal to `unet(x, t).sample`)."""
+        """ε of the unmodified UNet (equal to `unet(x, t).sample`, its first half for a learned σ)."""
         enc = self.encode(x, t)
         return self.decode(enc.h, enc.skips, enc.temb)
 
@@ -111,15 +136,12 @@ class HSpaceUNet(nn.Module):
             sample, res = block(hidden_states=sample, temb=temb)
             skips += res
         h = unet.mid_block(sample, temb)
+        h, skips = _run_up_blocks(unet.up_blocks[:self._up_split], h, skips, temb)
         return h, skips, temb
 
     def _decode(self, h: torch.Tensor, skips: tuple[torch.Tensor, ...], temb: torch.Tensor) -> torch.Tensor:
         unet = self.unet
-        sample = h
-        for block in unet.up_blocks:
-            n = len(block.resnets)
-            res, skips = skips[-n:], skips[:-n]
-            sample = block(sample, res, temb)
+        sample, _ = _run_up_blocks(unet.up_blocks[self._up_split:], h, skips, temb)
         sample = unet.conv_act(unet.conv_norm_out(sample))
         return unet.conv_out(sample)
 
@@ -139,6 +161,16 @@ class HSpaceUNet(nn.Module):
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=x.device.type, dtype=dtype)
+
+
+def _run_up_blocks(blocks, sample: torch.Tensor, skips: tuple[torch.Tensor, ...], temb: torch.Tensor):
+    """Run up blocks in order; each takes as many skips from the end as it has resnets. Returns the sample and
+    the skips left over."""
+    for block in blocks:
+        n = len(block.resnets)
+        res, skips = skips[-n:], skips[:-n]
+        sample = block(sample, res, temb)
+    return sample, skips
 
 
 def _check_supported(unet: UNet2DModel) -> None:
