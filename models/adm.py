@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from diffusers import UNet2DModel
 
-from benchmark.errors import BenchError, DataError
+from benchmark.core.errors import BenchError, DataError
 
 # The authors' settings (kwonminki/Asyrp_official models/improved_ddpm/script_util.py AFHQ_DICT and
 # models/guided_diffusion/script_util.py METFACE_DICT; channel_mult "" -> (1, 1, 2, 2, 4, 4) at 256²).

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from benchmark.errors import BenchError
-from benchmark.registry import require_choice
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import require_choice
 from models.diffusion_model import DiffusionModel
 from models.sampling import Inversion, ReferenceTrajectory, plain_reverse
 

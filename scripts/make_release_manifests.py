@@ -18,7 +18,7 @@ import yaml
 from _manifest_io import write_manifest
 from make_fixture_manifests import ASYRP_COMMIT, FT_ATTRIBUTES, ft_manifest
 
-from benchmark.paths import MANIFESTS_DIR, fixtures_dir
+from benchmark.core.paths import MANIFESTS_DIR, fixtures_dir
 
 GENERATOR = "scripts/make_release_manifests.py"
 INVENTORY = Path(__file__).resolve().parent / "release_inventory.yaml"

@@ -12,7 +12,7 @@ import torch
 from models_helpers import one_thread  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError, DataError
+from benchmark.core.errors import BenchError, DataError
 from models.adm import ADM_ARCHS, adm_unet_config, build_adm_unet, convert_adm_state_dict, from_adm_checkpoint
 
 gd = pytest.importorskip("guided_diffusion.script_util",

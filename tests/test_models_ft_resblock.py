@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from models_helpers import one_thread  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError, DataError
+from benchmark.core.errors import BenchError, DataError
 from models.adm import adm_unet_config, build_adm_unet
 
 

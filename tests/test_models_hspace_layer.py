@@ -6,7 +6,7 @@ import torch
 from models_helpers import MICRO_UNET_CONFIG, one_thread  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 from models.hspace import hspace_layers
 
 LATENT_LIKE = {  # an LDM-style UNet: 4-channel 16² latents, two attention levels, 2 layers per block

@@ -5,7 +5,7 @@ import torch
 from models_helpers import micro_model, one_thread, tiny_clip, tiny_ft  # noqa: F401
 
 import models as M
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 from models.noise_source import noise_latents, noise_source
 
 T0, T_EDIT, STEPS = 299, 100, 6

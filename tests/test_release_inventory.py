@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from benchmark.hashing import sha256_file
-from benchmark.manifests import load_manifest
-from benchmark.paths import MANIFESTS_DIR, REPO_ROOT
+from benchmark.core.hashing import sha256_file
+from benchmark.core.paths import MANIFESTS_DIR, REPO_ROOT
+from benchmark.inputs.manifests import load_manifest
 from models.t_select import read_lpips_curve, select_t_boost, select_t_edit
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
