@@ -243,7 +243,8 @@ def _known_answer_gates(resolved, device) -> list:
     spec = resolved.suite.known_answers
     if spec is None:
         return []
-    from benchmark.checks.known_answers import KnownAnswerGates, factor_measure
+    from benchmark.checks.gate import KnownAnswerGates
+    from benchmark.checks.measure import factor_measure
 
     if spec.clip_projection is not None:
         return [KnownAnswerGates(spec, _clip_projection_measure(resolved, device))]
@@ -264,7 +265,7 @@ def _clip_projection_measure(resolved, device):
     """The real world's factor measure: a CLIP back-end projecting images on every suite attribute's text
     direction. Its factors are all the suite's attributes (not only those `--attributes` picks), so its digest,
     and the cache units keyed on it, do not depend on the selection."""
-    from benchmark.checks.known_answers import CLAIM_COLUMN, CLIP_PROVENANCE, factor_measure
+    from benchmark.checks.measure import CLAIM_COLUMN, CLIP_PROVENANCE, factor_measure
     from benchmark.core.hashing import json_digest
     from benchmark.inputs.fetch import model_dir
     from metrics.backends import load_backend
