@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.checks.known_answers import CHECKS, CallableMeasure, KnownAnswerGates
+from benchmark.checks.gate import KnownAnswerGates
+from benchmark.checks.known_answers import CHECKS
+from benchmark.checks.measure import CallableMeasure
 from benchmark.inputs.manifests import KnownAnswers
 from benchmark.outputs.results import load_results
 from benchmark.plan.request import RunRequest
@@ -115,8 +117,6 @@ def runner_key(runner, label):
 
 
 def test_psnr_check_equals_a_hand_computation():
-    from benchmark.checks.known_answers import _reconstruction_psnr
-
     class Ctx:
         def originals(self):
             return torch.full((2, 3, 4, 4), 100, dtype=torch.uint8)
@@ -127,10 +127,10 @@ def test_psnr_check_equals_a_hand_computation():
             out[1] += 10  # MSE 100 -> 28.13 dB
             return out
 
-        def _seed(self):
+        def seed(self):
             return 0
 
-    value = _reconstruction_psnr(Ctx(), None).value
+    value = CHECKS.get("reconstruction_psnr")(Ctx(), None).value
     expected = [10 * np.log10(255**2 / 1), 10 * np.log10(255**2 / 100)]
     assert value.mean == pytest.approx(np.mean(expected))
 
@@ -162,13 +162,60 @@ def test_rerun_is_all_cache_hits(run, tmp_path):
 
 def test_a_change_of_the_property_code_invalidates_every_property_unit(run, tmp_path, monkeypatch):
     """The engine's spec carries its own "code" (the models package); it must not mask the property code's."""
-    import benchmark.checks.known_answers as known_answers
+    from benchmark.checks import context
 
     plan, runner, _, _ = run
-    monkeypatch.setattr(known_answers, "_code_digest", lambda: "another version of the property code")
+    monkeypatch.setattr(context, "property_code_digest", lambda: "another version of the property code")
     again = Runner(runner.cache, progress=False)
     run_plan(plan, again, tmp_path / "runs3")
     assert again.stats["properties"].hits == 0 and again.stats["properties"].misses > 0
+
+
+def test_the_property_code_digest_covers_every_module_that_computes_property_values(monkeypatch):
+    """Every module of benchmark/checks but the gate (it files values) and the CI baseline computes property values,
+    as does metrics.aggregate (the CIs): each file is hashed, and a change to any one changes the digest."""
+    from pathlib import Path
+
+    from benchmark.checks import context
+    from metrics import aggregate
+
+    hashed = {Path(p).resolve() for p in context.property_code_files()}
+    checks_dir = Path(context.__file__).resolve().parent
+    expected = {p for p in checks_dir.glob("*.py") if p.name not in {"__init__.py", "gate.py", "baseline.py"}}
+    assert hashed == expected | {Path(aggregate.__file__).resolve()}
+    digest = context.property_code_digest.__wrapped__  # uncached
+    before, real = digest(), context.sha256_file
+    for path in hashed:
+        monkeypatch.setattr(context, "sha256_file", lambda p, path=path: real(p) + ("x" if Path(p).resolve() == path
+                                                                                  else ""))
+        assert digest() != before, path.name
+    monkeypatch.setattr(context, "sha256_file", real)
+    assert digest() == before == context.property_code_digest()
+
+
+def test_the_measure_brings_its_own_factor_ranges():
+    from benchmark.checks.measure import factor_measure
+    from benchmark.core.errors import ManifestError
+    from benchmark.synthetic.backends import OracleFactors
+    from benchmark.synthetic.renderer import FACTOR_NAMES, FACTOR_RANGES
+
+    class Loaded:
+        factor_names = ("red", "green")
+
+        def measure(self, images):
+            return images.float().mean(dim=(2, 3))[:, :2]
+
+    with pytest.raises(ManifestError, match=r"have no ranges"):
+        factor_measure(Loaded(), digest="d")
+    Loaded.factor_ranges = {"red": (0.0, 1.0)}  # one factor without a range
+    with pytest.raises(ManifestError, match=r"have no ranges"):
+        factor_measure(Loaded(), digest="d")
+    Loaded.factor_ranges = {"red": (0.0, 1.0), "green": (-2.0, 2.0)}
+    measure = factor_measure(Loaded(), digest="d")
+    assert measure.ranges == {"red": (0.0, 1.0), "green": (-2.0, 2.0)}
+    assert measure(torch.full((1, 3, 2, 2), 0.3)).tolist() == [[166.0, 166.0]]  # quantised: round(1.3 · 127.5)
+    synthetic = factor_measure(OracleFactors.__new__(OracleFactors), digest="d")  # the class, no weights loaded
+    assert synthetic.names == FACTOR_NAMES and synthetic.ranges == FACTOR_RANGES
 
 
 def test_schema_refuses_unknown_targets_and_unbounded_gates():

@@ -1,5 +1,5 @@
-"""h-space properties as numbers (issue #6 item 3): linearity, linear combination, homogeneity and consistency
-across timesteps, each a score with a 95% bootstrap CI over images (`metrics.aggregate`).
+"""h-space properties as numbers: linearity, linear combination, homogeneity and consistency across timesteps,
+each a score with a 95% bootstrap CI over images (`metrics.aggregate`).
 
 The paper shows these properties only as pictures (asyrp-reference.md: "Linearity, homogeneity, robustness and
 consistency across timesteps appear in the paper only as qualitative figures"). Here each is measured with a

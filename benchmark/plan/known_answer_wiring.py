@@ -14,7 +14,8 @@ def known_answer_gates(resolved, device) -> list:
     spec = resolved.suite.known_answers
     if spec is None:
         return []
-    from benchmark.checks.known_answers import KnownAnswerGates, factor_measure
+    from benchmark.checks.gate import KnownAnswerGates
+    from benchmark.checks.measure import factor_measure
     from metrics.backends import load_backend
 
     if spec.clip_projection is not None:
@@ -33,7 +34,7 @@ def clip_projection_measure(resolved, device):
     """The real world's factor measure: a CLIP back-end projecting images on every suite attribute's text
     direction. Its factors are all the suite's attributes (not only those `--attributes` picks), so its digest,
     and the cache units keyed on it, do not depend on the selection."""
-    from benchmark.checks.known_answers import CLAIM_COLUMN, CLIP_PROVENANCE, factor_measure
+    from benchmark.checks.measure import CLAIM_COLUMN, CLIP_PROVENANCE, factor_measure
     from metrics.backends import load_backend
     from metrics.clip_projection import ClipProjectionFactors
 

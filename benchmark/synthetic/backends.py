@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from benchmark.core.errors import DataError
-from benchmark.synthetic.renderer import CLASSES, FACTOR_NAMES, IMAGE_SIZE
+from benchmark.synthetic.renderer import CLASSES, FACTOR_NAMES, FACTOR_RANGES, IMAGE_SIZE
 from benchmark.synthetic.weights import load_clip, load_oracle, load_segmenter, shipped_file
 from metrics.labels import LabelSet
 
@@ -66,7 +66,11 @@ class OracleIdentity:
 
 
 class OracleFactors:
+    """The oracle's factor measurements, each factor in its own units; `factor_ranges` are the renderer's
+    (`renderer.FACTOR_RANGES`), which the h-space property checks use to put factors on one scale."""
+
     factor_names = FACTOR_NAMES
+    factor_ranges = {n: FACTOR_RANGES[n] for n in FACTOR_NAMES}
 
     def __init__(self, oracle, device: torch.device):
         self.oracle, self.device = oracle.to(device), device

@@ -5,7 +5,7 @@ All image inputs are uint8 tensors N×3×H×W (RGB), on any device; a back-end m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -61,9 +61,12 @@ class IdentityEmbedder(Protocol):
 
 @runtime_checkable
 class FactorOracle(Protocol):
-    """Measures a world's generative factors from pixels (for attribute shift). `factor_names` in column order."""
+    """Measures a world's generative factors from pixels (for attribute shift, and as the measure of the h-space
+    property checks). `factor_names` in column order; `factor_ranges` maps each name to its (low, high), which the
+    property checks use to put factors on one scale."""
 
     factor_names: tuple[str, ...]
+    factor_ranges: Mapping[str, tuple[float, float]]
 
     def measure(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 N×3×H×W -> float N×F, each factor in its own units."""
