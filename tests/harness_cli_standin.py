@@ -11,8 +11,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.dirname(_HERE)]  # the tests folder and the repository root, as run_all.py has
 
 from benchmark.cli import main  # noqa: E402
+from benchmark.core.bands import Band  # noqa: E402
 from benchmark.inputs.selection import apply_limit, select_attributes  # noqa: E402
-from benchmark.outputs.results import Band, ReferenceValue  # noqa: E402
+from benchmark.outputs.results import ReferenceValue  # noqa: E402
 from benchmark.plan.request import RunRequest  # noqa: E402
 from benchmark.plan.suite import CODE_SUITES  # noqa: E402
 

@@ -150,8 +150,8 @@ def test_paper_values_null_is_not_reported_and_bands_follow_the_documented_rule(
     smiling = next(v for v in pv.values if v.metric == "sdir_uva" and v.attribute == "smiling"
                    and v.settings["delta_h_scale"] == 1.0)
     # by hand: 1.96 * sqrt(2) * 0.048 / sqrt(100) = 0.013304...
-    assert smiling.value == 0.955 and math.isclose(smiling.band.upper - 0.955, 0.0133, abs_tol=1e-4)
-    assert math.isclose(0.955 - smiling.band.lower, 0.0133, abs_tol=1e-4) and smiling.band.gate
+    assert smiling.value == 0.955 and math.isclose(smiling.band.high - 0.955, 0.0133, abs_tol=1e-4)
+    assert math.isclose(0.955 - smiling.band.low, 0.0133, abs_tol=1e-4) and smiling.band.gate
     with pytest.raises(ManifestError, match="not reported"):
         manifest_from_dict({**pv.model_dump(mode="json"),
                             "values": [{"metric": "sc", "attribute": "sad", "column": "paper", "value": None,

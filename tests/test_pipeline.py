@@ -7,7 +7,8 @@ import json
 import harness_standins as standins
 import pytest
 
-from benchmark.outputs.results import Band, ReferenceValue, load_per_image, load_results
+from benchmark.core.bands import Band
+from benchmark.outputs.results import ReferenceValue, load_per_image, load_results
 from benchmark.run.cache import StageCache
 from benchmark.run.pipeline import run_plan
 from benchmark.run.runner import Runner

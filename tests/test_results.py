@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from benchmark.core.bands import Band
 from benchmark.core.errors import BenchError
 from benchmark.outputs.gates import evaluate_gates
 from benchmark.outputs.results import (
-    Band,
     MetricValue,
     ReferenceValue,
     RunFolder,

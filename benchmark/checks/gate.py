@@ -24,11 +24,11 @@ from benchmark.checks.context import PROPERTIES, Context
 from benchmark.checks.known_answers import CHECKS, DDIM, Outcome
 from benchmark.checks.measure import FactorMeasure
 from benchmark.outputs.gates import evaluate_gates
-from benchmark.outputs.results import Band, Gate, MetricValue, ReferenceValue
+from benchmark.outputs.results import Gate, MetricValue, ReferenceValue
 
 
 def _direction(band) -> str:
-    return "lower" if band.upper is not None and band.lower is None else "higher"
+    return "lower" if band.high is not None and band.low is None else "higher"
 
 
 def _metric_value(outcome: Outcome, check, measure: FactorMeasure) -> MetricValue:
@@ -44,7 +44,7 @@ def _metric_value(outcome: Outcome, check, measure: FactorMeasure) -> MetricValu
 def _reference(outcome: Outcome, check, measure: FactorMeasure) -> ReferenceValue:
     band = check.band
     return ReferenceValue(metric=outcome.key, attribute=outcome.attribute, column=measure.column, value=None,
-                          provenance=measure.provenance, band=Band(low=band.lower, high=band.upper), gated=band.gate,
+                          provenance=measure.provenance, band=band.interval(), gated=band.gate,
                           band_rationale=band.rationale, settings=dict(check.options))
 
 
@@ -81,7 +81,7 @@ class KnownAnswerGates:
                 values.setdefault(outcome.attribute, {})[outcome.key] = _metric_value(outcome, check, self.measure)
                 refs.append(_reference(outcome, check, self.measure))
                 if not check.band.gate:
-                    reached = Band(low=check.band.lower, high=check.band.upper).contains(outcome.value.mean)
+                    reached = check.band.contains(outcome.value.mean)
                     state.notes.append(f"{self.measure.column} {outcome.key}/{outcome.attribute} (not gated): "
                                             f"{outcome.value.mean:.4g}, band {refs[-1].band.describe()}: "
                                             f"{'reached' if reached else 'NOT reached'}")

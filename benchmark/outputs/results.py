@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from benchmark.core.bands import Band
 from benchmark.core.errors import BenchError
 from benchmark.core.paths import REPO_ROOT
 from metrics.aggregate import Aggregate
@@ -43,25 +44,6 @@ TRACKED_PACKAGES = ("torch", "torchvision", "diffusers", "open_clip_torch", "tor
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Band(_Frozen):
-    """An acceptance band, inclusive at both ends; a missing end is open."""
-
-    low: float | None = None
-    high: float | None = None
-
-    def contains(self, value: float) -> bool:
-        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
-
-    def describe(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"[{self.low:g}, {self.high:g}]"
-        if self.low is not None:
-            return f"≥ {self.low:g}"
-        if self.high is not None:
-            return f"≤ {self.high:g}"
-        return "any"
 
 
 class MetricValue(_Frozen):

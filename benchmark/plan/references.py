@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def references(resolved) -> list:
-    from benchmark.outputs.results import Band, ReferenceValue
+    from benchmark.outputs.results import ReferenceValue
     from benchmark.run.suite_plan import edit_key
 
     if resolved.paper_values is None:
@@ -16,8 +16,7 @@ def references(resolved) -> list:
         out.append(ReferenceValue(
             metric=v.metric, attribute=edit_key(v.attribute, scale), column=v.column, value=v.value,
             provenance=v.provenance, variant=None if v.variant in (None, "primary") else v.variant,
-            band=None if band is None or (band.lower is None and band.upper is None)
-            else Band(low=band.lower, high=band.upper),
+            band=None if band is None or band.is_open else band.interval(),
             gated=bool(band.gate) if band is not None else False,
             band_rationale=band.rationale if band is not None else "", std=v.std, n=v.n,
             settings=dict(v.settings)))

@@ -41,7 +41,7 @@ from benchmark.inputs.manifests.schema import (
 )
 from benchmark.inputs.manifests.schema_common import (
     SCHEMA_VERSION,
-    Band,
+    GatedBand,
     ItemId,
     ManifestName,
     Ref,
@@ -86,7 +86,7 @@ from benchmark.inputs.manifests.schema_suite import (
 __all__ = [
     # schema
     "SCHEMA_VERSION", "KINDS", "MANIFEST_CLASSES", "AnyManifest", "Sha256", "Revision", "ManifestName", "Ref",
-    "ItemId", "check_relative_path", "Band",
+    "ItemId", "check_relative_path", "GatedBand",
     "ModelManifest", "WeightFile", "Source", "HubSource", "UrlSource", "LocalSource", "PackageSource",
     "RandomSource",
     "DatasetManifest", "DatasetItem", "Distribution", "Preprocessing", "Selection",

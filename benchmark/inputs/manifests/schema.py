@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from benchmark.inputs.manifests.schema_common import Band, _Header, _Strict
+from benchmark.inputs.manifests.schema_common import GatedBand, _Header, _Strict
 from benchmark.inputs.manifests.schema_dataset import DatasetManifest
 from benchmark.inputs.manifests.schema_model import ModelManifest
 from benchmark.inputs.manifests.schema_suite import SuiteManifest
@@ -47,7 +47,7 @@ class PaperValue(_Strict):
     n: int | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
     provenance: str = Field(min_length=1)
-    band: Band | None = None
+    band: GatedBand | None = None
 
     @model_validator(mode="after")
     def _missing_is_null(self) -> PaperValue:

@@ -6,6 +6,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
+from benchmark.core.bands import Band
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 SCHEMA_VERSION = 1
@@ -43,18 +44,15 @@ class _Header(_Strict):
         return f"{self.name}@{self.version}"
 
 
-class Band(_Strict):
-    """Acceptance band for a result compared with a reference value. `gate: false` = shown, never gated."""
+class GatedBand(Band):
+    """A manifest's band for a result: its interval (`lower`/`upper`), whether it gates (`gate: false` = shown,
+    never gated) and why it is what it is."""
 
-    lower: float | None = None
-    upper: float | None = None
     gate: bool
     rationale: str = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _bounds(self) -> Band:
-        if self.gate and self.lower is None and self.upper is None:
+    def _gating_needs_an_end(self) -> GatedBand:
+        if self.gate and self.is_open:
             raise ValueError("a gating band needs `lower` and/or `upper`")
-        if self.lower is not None and self.upper is not None and self.lower > self.upper:
-            raise ValueError(f"band lower {self.lower} > upper {self.upper}")
         return self

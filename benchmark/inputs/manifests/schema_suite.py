@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 from pydantic.dataclasses import dataclass
 
 from benchmark.inputs.manifests.schema_common import (
-    Band,
+    GatedBand,
     ManifestName,
     Ref,
     _Header,
@@ -119,7 +119,7 @@ class KnownAnswerCheck(_Strict):
     check: str = Field(min_length=1)
     attribute: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    band: Band
+    band: GatedBand
 
 
 class ClipProjection(_Strict):
