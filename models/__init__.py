@@ -1,7 +1,7 @@
 """The Asyrp core on diffusers: h-space UNet access, DDIM inversion, the asymmetric reverse process, f_t networks,
 the batched trainer, t_edit/t_boost selection and the base-model loaders. API documentation: docs/models.md.
 
-Stable names (issue #2): `timestep_grid`, `load_official_ft`, `select_t_edit`, `select_t_boost`, `HSpaceUNet`,
+Stable names (outside tools rely on them): `timestep_grid`, `load_official_ft`, `select_t_edit`, `select_t_boost`, `HSpaceUNet`,
 `from_ddpm_checkpoint`.
 """
 

@@ -1,4 +1,4 @@
-"""Item 10 of issue #4 through the real CLI in a subprocess: every kind of bad input gives a few lines that name
+"""Bad input through the real CLI in a subprocess: every kind of bad input gives a few lines that name
 the fix, exit code 2, and no partial result file.
 
 Each case runs `run_all.py run` against a private copy of the manifest tree (`ASYRP_MANIFESTS`), an empty weights

@@ -1,4 +1,4 @@
-"""The CI regression gate (issue #5 item 7): the synthetic suite's quick profile, run from scratch, must reproduce
+"""The CI regression gate: the synthetic suite's quick profile, run from scratch, must reproduce
 the committed baseline's scores within their tolerances (results/baselines/synthetic-quick.json). A failure names
 the metric, the baseline value, the new value and the tolerance. Regenerate the baseline only on purpose:
 `python run_all.py baseline create --suite synthetic --profile quick --out results/baselines/synthetic-quick.json

@@ -1,5 +1,5 @@
 """The synthetic world's latent diffusion model: a small VQ autoencoder (64² → 4×16×16) and a latent DDPM trained
-on the renderer's faces, so Asyrp on a latent model can be checked for real on a CPU (issue #6 item 2).
+on the renderer's faces, so Asyrp on a latent model can be checked for real on a CPU.
 
 `python -m benchmark.synthetic.ldm train` retrains both from seeds and writes a diffusers snapshot folder
 (`vqvae/`, `unet/`, `scheduler/`: the layout of `CompVis/ldm-celebahq-256`, so the same loader reads both) plus

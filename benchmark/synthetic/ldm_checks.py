@@ -1,4 +1,4 @@
-"""Known-answer checks of Asyrp on the synthetic world's latent diffusion model (issue #6 item 2):
+"""Known-answer checks of Asyrp on the synthetic world's latent diffusion model:
 
     python -m benchmark.synthetic.ldm_checks [--out results/synthetic-ldm/known_answers.json]
 

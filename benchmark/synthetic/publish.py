@@ -17,7 +17,7 @@ from benchmark.core.hashing import sha256_file
 from benchmark.core.paths import REPO_ROOT, RESULTS_DIR, manifests_dir
 
 ASSETS = Path("benchmark/synthetic/assets")
-MAX_TOTAL_BYTES = 30_000_000  # the issue's "at most 30 MB" for everything under assets/, the LDM included
+MAX_TOTAL_BYTES = 30_000_000  # the shipped weights' budget: at most 30 MB for everything under assets/, the LDM included
 # Stored as float16 (loaded into float32 parameters by load_state_dict): the CLIP is the largest file, and halving it
 # keeps the total under the limit; the DDPM stays float32 so DDIM inversion is not perturbed by weight rounding.
 STORE_HALF = frozenset({"clip"})
