@@ -17,9 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from benchmark.core.paths import MANIFESTS_DIR
+from benchmark.core.paths import MANIFESTS_DIR, REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 TINY = ["run", "--suite", "paper-table", "--profile", "tiny", "--device", "cpu"]
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
+from benchmark.core.paths import REPO_ROOT
 
-STANDIN = Path(__file__).with_name("harness_cli_standin.py")
+STANDIN = REPO_ROOT / "tests" / "harness_cli_standin.py"
 N_INVERT_UNITS = 6 + 4  # test images + training images, one per chunk (batch size 1)
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from benchmark.core.paths import REPO_ROOT
+
+REPO = REPO_ROOT
 BASELINE = REPO / "results" / "baselines" / "synthetic-quick.json"
 
 

@@ -8,6 +8,7 @@ import torch
 from metrics_helpers import random_images
 
 from benchmark.core.errors import DataError, UnknownNameError
+from benchmark.core.paths import REPO_ROOT
 from benchmark.outputs.report.bias import per_image_row, set_metric_row, split_indices
 from benchmark.outputs.report.groups import (
     attribute_values,
@@ -164,9 +165,8 @@ def _cli(tmp_path, *args, timeout=900):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO_ROOT
     env = {**os.environ, "ASYRP_CACHE": str(tmp_path / "cache"), "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, str(repo / "run_all.py"), *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=tmp_path)
@@ -204,7 +204,7 @@ def test_bias_cli_on_a_tiny_paper_table_run(tmp_path, fixtures, capsys):
     prov = report["provenance"]
     assert prov["attributes_file_sha256"] == hashlib.sha256(anno.read_bytes()).hexdigest()
     assert prov["run_id"] == run_dir.name and prov["grouping"] == ["Male", "Pale_Skin"] and prov["bootstrap_seed"] == 0
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO_ROOT
     items = yaml.safe_load((repo / "manifests" / "datasets" / "celebahq-fixtures.yaml").read_text())["items"]
     for attribute in ("Male", "Pale_Skin"):
         assert report["counts"][attribute] == _hand_counts(anno, items, attribute)

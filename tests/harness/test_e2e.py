@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.core.paths import REPO_ROOT
+
 pytest.importorskip("models", reason="needs the Asyrp core (models/), not in this checkout")
 pytest.importorskip("metrics", reason="needs the metrics package, not in this checkout")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 STAGES = {"invert", "train", "edit", "measure", "report"}
 
 
