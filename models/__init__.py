@@ -5,6 +5,8 @@ Stable names (issue #2): `timestep_grid`, `load_official_ft`, `select_t_edit`, `
 `from_ddpm_checkpoint`.
 """
 
+from models.batched_edit import BatchedGenerations, EditJob, generate_batched
+from models.batching import auto_batch_size, batch_size_for_memory, unet_forward_batch_size
 from models.checkpoints import (
     CELEBAHQ_DDPM_ARCH,
     DDPM_CELEBAHQ,
@@ -22,7 +24,9 @@ from models.clip_loss import IMAGENET_TEMPLATES, DirectionalClipLoss
 from models.codec import Codec, KLCodec, PixelCodec, VQCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
+from models.fast_path import FastPath
 from models.ft import FT_REGISTRY, OFFICIAL_FT_SHA256, DeltaBlock, GlobalDelta, build_ft, load_official_ft
+from models.ft_batch import FT_BATCHING, BatchedFt
 from models.ft_transformer import TRANSFORMER_VARIANTS, TokenTransformer, TransformerFt
 from models.hspace import HSpace, HSpaceUNet
 from models.ldm import (
@@ -32,6 +36,7 @@ from models.ldm import (
     load_latent_diffusion,
     random_latent_diffusion_model,
 )
+from models.multi_trainer import AttributeRun, train_attributes
 from models.random_models import (
     TINY_CLIP_CONFIG,
     TINY_UNET_CONFIG,
@@ -73,7 +78,8 @@ __all__ = [
     "SDEDIT_CELEBAHQ_ENV", "SDEDIT_CELEBAHQ_SHA256", "SDEDIT_CELEBAHQ_URL", "TINY_CLIP_CONFIG", "TINY_KL_LDM_CONFIG",
     "TINY_UNET_CONFIG", "TINY_VQ_LDM_CONFIG", "KLCodec", "VQCodec", "alphas_cumprod_from_scheduler_config",
     "latent_diffusion_model", "load_latent_diffusion", "random_latent_diffusion_model",
-    "TRANSFORMER_VARIANTS",
+    "TRANSFORMER_VARIANTS", "FT_BATCHING", "AttributeRun", "BatchedFt", "BatchedGenerations", "EditJob", "FastPath",
+    "auto_batch_size", "batch_size_for_memory", "generate_batched", "train_attributes", "unet_forward_batch_size",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",
     "HSpace", "HSpaceUNet", "HubSnapshot", "Inversion", "LossHistory", "LpipsCurves", "PixelCodec",
     "ReferenceTrajectory", "StepRecord", "TokenTransformer", "TrainConfig", "TrainResult", "TransformerFt",

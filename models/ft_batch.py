@@ -48,15 +48,35 @@ class BatchedFt:
         self.mode = mode
 
     def __call__(self, h: torch.Tensor, temb: torch.Tensor, active: Sequence[int]) -> torch.Tensor:
+        """Δh, attribute-major, for h and temb holding len(active)·B rows."""
         k = len(active)
         if h.shape[0] % k:
             raise BenchError(f"{h.shape[0]} h rows cannot be split into {k} attribute slices")
         if self.mode == "loop" or k == 1:
-            return torch.cat([self.fts[a](hs, ts) for a, hs, ts in zip(active, h.chunk(k), temb.chunk(k),
-                                                                       strict=True)])
+            return _cat([self.fts[a](hs, ts) for a, hs, ts in zip(active, h.chunk(k), temb.chunk(k), strict=True)])
         if self.mode == "vmap":
             return _vmapped(self.fts, h, temb, active)
         return _grouped_delta_blocks([self.fts[a] for a in active], h, temb)
+
+    def shifted(self, h: torch.Tensor, temb: torch.Tensor, active: Sequence[int], *, shared: bool = False
+                ) -> torch.Tensor:
+        """h + Δh for every active attribute, attribute-major. `shared`: h and temb hold B rows that every
+        attribute shares (its rows are the same h). The loop feeds each f_t the very tensor a solo run would
+        (same values *and* memory layout: the UNet's h comes out channels-last-strided, and a contiguous copy
+        would pick other kernels and round differently)."""
+        k = len(active)
+        if self.mode == "loop" or k == 1:
+            if shared:
+                return _cat([h + self.fts[a](h, temb) for a in active])
+            return _cat([hs + self.fts[a](hs, ts) for a, hs, ts in zip(active, h.chunk(k), temb.chunk(k),
+                                                                      strict=True)])
+        if shared:
+            h, temb = h.repeat(k, 1, 1, 1), temb.repeat(k, 1)
+        return h + self(h, temb, active)
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _vmap_problem(fts: list[nn.Module]) -> str | None:

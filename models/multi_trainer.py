@@ -162,9 +162,11 @@ class _Rollout:
         self._keep(active)
         for k in active:
             self.optimizers[k].zero_grad(set_to_none=True)
-        x_in, eps, h, temb_rows, enc, eps_ref = self._plain(t, len(active))
+        shared = self.x is None
+        x_in, eps, enc, eps_ref = self._plain(t, len(active))
         with self.fast.autocast(self.model.device):
-            eps_edit = self.model.unet.decode(h + self.fts(h, temb_rows, active), enc.skips, enc.temb)
+            h_edit = self.fts.shifted(enc.h, enc.temb, active, shared=shared)
+            eps_edit = self.model.unet.decode(h_edit, enc.skips, enc.temb)
         a_t, a_next = self.model.alpha(t), self.model.alpha(t_next)
         x_next, p_edit = ddim_step(x_in, eps_edit, eps, a_t, a_next)
         p_ref = self._reference(t, a_t, a_next, eps_ref)
@@ -194,13 +196,12 @@ class _Rollout:
         with torch.no_grad(), self.fast.autocast(self.model.device):
             enc = unet.encode(rows, t)
             eps_all = unet.decode(enc.h, enc.skips, enc.temb)
-        if shared:  # decode repeats the B rows of skips and temb for the K·B rows of h (variant-major)
+        if shared:  # one encode of x_T serves all; decode repeats its skips for the K·B edited rows
             repeat = (k, 1, 1, 1)
-            return (self.x_T.repeat(repeat), eps_all.repeat(repeat), enc.h.repeat(repeat), enc.temb.repeat(k, 1),
-                    enc, eps_all if on_the_fly else None)
+            return self.x_T.repeat(repeat), eps_all.repeat(repeat), enc, eps_all if on_the_fly else None
         n = k * b
         edit_rows = HSpace(enc.h[:n], tuple(s[:n] for s in enc.skips), enc.temb[:n])
-        return self.x, eps_all[:n], edit_rows.h, edit_rows.temb, edit_rows, eps_all[n:] if on_the_fly else None
+        return self.x, eps_all[:n], edit_rows, eps_all[n:] if on_the_fly else None
 
     def _reference(self, t: int, a_t: float, a_next: float, eps_ref) -> torch.Tensor:
         if self.reference == "cached":

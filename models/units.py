@@ -182,9 +182,31 @@ def component_units(model: DiffusionModel, clip_loss: DirectionalClipLoss, batch
         ("clip_image_fwd_bwd", clip_fwd_bwd))}
 
 
+def cpu_attention_formulas() -> dict:
+    """FlopCounterMode knows the CUDA attention kernels but not the CPU's fused one, which it would count as 0;
+    count it like its CUDA twin (the forward's two products; the backward's five, with the recomputed scores)."""
+    from torch.utils import flop_counter
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return flop_counter.sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return flop_counter.sdpa_backward_flop_count(grad_out, query, key, value)
+
+    aten = torch.ops.aten
+    out = {}
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        out[aten._scaled_dot_product_flash_attention_for_cpu] = forward
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
+        out[aten._scaled_dot_product_flash_attention_for_cpu_backward] = backward
+    return out
+
+
 def count_gflops(unit: Unit) -> float:
-    """GFLOP per item of one call of `unit` (FlopCounterMode's count; matmuls, convolutions, attention)."""
-    with unit.session(), FlopCounterMode(display=False) as counter:
+    """GFLOP per item of one call of `unit` (FlopCounterMode's count: matmuls, convolutions and attention, 2 FLOP
+    per multiply-add; elementwise ops and norms are not counted). On the meta device attention runs as plain
+    matmuls (its backward: four products, against five with the fused kernels' recomputed scores)."""
+    with unit.session(), FlopCounterMode(display=False, custom_mapping=cpu_attention_formulas()) as counter:
         unit.run()
     return counter.get_total_flops() / unit.items / 1e9
 
