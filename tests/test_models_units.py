@@ -105,3 +105,21 @@ def test_paper_table_step_costs_at_full_size():
     assert comp["clip_image_fwd_bwd"] * 1e9 == pytest.approx(clip, rel=1e-12)
     step = U.count_gflops(U.train_step(model, ft, loss))
     assert step == pytest.approx(sum(comp.values()), rel=1e-3)  # ≈ 1,293 GFLOP per training image-step
+
+
+def test_suite_budget_follows_the_loop_structure():
+    from models.flop_budget import StepCosts, suite_pflops
+
+    costs = StepCosts(encode=1.0, decode=2.0, decode_input_grad=4.0, clip_image_fwd_bwd=0.5)
+    one = {"smiling": 513}
+    steps = len(M.training_steps(40, 513))  # 19
+    kw = {"n_train": 10, "n_test": 0, "n_scales": 2}
+    cached, official = suite_pflops(costs, one, loop="cached", **kw), suite_pflops(costs, one, loop="official", **kw)
+    batched = suite_pflops(costs, one, loop="batched", **kw)
+    assert official["train"] * 1e6 == pytest.approx(10 * steps * (costs.train + costs.forward))
+    assert cached["train"] * 1e6 == pytest.approx(10 * steps * costs.train)
+    # one attribute on the fly = the official loop minus the reference forward shared with x_T at t0
+    assert batched["train"] * 1e6 == pytest.approx(official["train"] * 1e6 - 10 * costs.forward)
+    assert cached["invert"] - batched["invert"] == pytest.approx(10 * 40 * costs.forward / 1e6)
+    two = suite_pflops(costs, {"a": 513, "b": 513}, loop="batched", **kw)
+    assert two["train"] * 1e6 == pytest.approx(2 * batched["train"] * 1e6 - 10 * steps * costs.forward)
