@@ -6,6 +6,8 @@ Stable names (outside tools rely on them): `timestep_grid`, `load_official_ft`, 
 """
 
 from models.adm import ADM_ARCHS, adm_unet_config, from_adm_checkpoint
+from models.batched_edit import BatchedGenerations, EditJob, generate_batched
+from models.batching import auto_batch_size, batch_size_for_memory, unet_forward_batch_size
 from models.checkpoints import (
     CELEBAHQ_DDPM_ARCH,
     DDPM_CELEBAHQ,
@@ -23,6 +25,7 @@ from models.clip_loss import IMAGENET_TEMPLATES, DirectionalClipLoss
 from models.codec import Codec, KLCodec, PixelCodec, VQCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
+from models.fast_path import FastPath
 from models.ft import (
     FT_REGISTRY,
     OFFICIAL_FT_SHA256,
@@ -32,6 +35,7 @@ from models.ft import (
     build_ft,
     load_official_ft,
 )
+from models.ft_batch import FT_BATCHING, BatchedFt
 from models.ft_transformer import TRANSFORMER_VARIANTS, TokenTransformer, TransformerFt
 from models.hspace import MID_LAYER, HSpace, HSpaceUNet, hspace_layers
 from models.ldm import (
@@ -41,6 +45,7 @@ from models.ldm import (
     load_latent_diffusion,
     random_latent_diffusion_model,
 )
+from models.multi_trainer import AttributeRun, train_attributes
 from models.noise_source import CLIP_SOURCES, NoiseSource, noise_latents, noise_source
 from models.random_models import (
     TINY_CLIP_CONFIG,
@@ -85,6 +90,8 @@ __all__ = [
     "latent_diffusion_model", "load_latent_diffusion", "random_latent_diffusion_model",
     "TRANSFORMER_VARIANTS", "CLIP_SOURCES", "MID_LAYER", "NoiseSource", "hspace_layers", "noise_latents",
     "noise_source", "ADM_ARCHS", "ResDeltaBlock", "adm_unet_config", "from_adm_checkpoint",
+    "FT_BATCHING", "AttributeRun", "BatchedFt", "BatchedGenerations", "EditJob", "FastPath",
+    "auto_batch_size", "batch_size_for_memory", "generate_batched", "train_attributes", "unet_forward_batch_size",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",
     "HSpace", "HSpaceUNet", "HubSnapshot", "Inversion", "LossHistory", "LpipsCurves", "PixelCodec",
     "ReferenceTrajectory", "StepRecord", "TokenTransformer", "TrainConfig", "TrainResult", "TransformerFt",

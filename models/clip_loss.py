@@ -93,15 +93,20 @@ class DirectionalClipLoss(nn.Module):
 
     def directional_cosine(self, edited: torch.Tensor, source_features: torch.Tensor) -> torch.Tensor:
         """cos(ΔI, ΔT) per image; `source_features` from `encode_images(source)` (same order as `edited`)."""
-        delta = self.encode_images(edited) - source_features
-        delta = delta / (delta.norm(dim=-1, keepdim=True) + 1e-7)
-        return F.cosine_similarity(delta, self.target_direction, dim=-1)
+        return directional_cosine_of_features(self.encode_images(edited), source_features, self.target_direction)
 
     def forward(self, edited: torch.Tensor, source_features: torch.Tensor) -> torch.Tensor:
         """The per-image training loss −log((1 + cos(ΔI, ΔT)) / 2), shape (N,)."""
         if source_features.shape[0] != edited.shape[0]:
             raise ValueError(f"{edited.shape[0]} edited images but {source_features.shape[0]} source features")
-        return -torch.log((1 + self.directional_cosine(edited, source_features)) / 2)
+        return directional_loss_of_cosine(self.directional_cosine(edited, source_features))
+
+    def same_image_encoder(self, other: DirectionalClipLoss) -> bool:
+        """True when `other` encodes images exactly as this loss does (same CLIP module and preprocessing), so
+        both can share one batched image encode."""
+        return (other.clip is self.clip and other.image_size == self.image_size
+                and other.antialias == self.antialias and torch.equal(other.mean, self.mean)
+                and torch.equal(other.std, self.std))
 
     def spec(self) -> dict[str, Any]:
         return {"model": self.model_name, "source_text": self.source_text, "target_text": self.target_text,
@@ -115,6 +120,20 @@ class DirectionalClipLoss(nn.Module):
 
         direction = (features(self.target_text) - features(self.source_text)).mean(dim=0, keepdim=True)
         return direction / direction.norm(dim=-1, keepdim=True)
+
+
+def directional_cosine_of_features(image_features: torch.Tensor, source_features: torch.Tensor,
+                                   target_direction: torch.Tensor) -> torch.Tensor:
+    """cos(ΔI, ΔT) from unit-norm image features: ΔI = normalize(features − source) with ‖·‖ + 1e-7.
+    `target_direction` is one ΔT (1×D) or one per row (N×D)."""
+    delta = image_features - source_features
+    delta = delta / (delta.norm(dim=-1, keepdim=True) + 1e-7)
+    return F.cosine_similarity(delta, target_direction, dim=-1)
+
+
+def directional_loss_of_cosine(cosine: torch.Tensor) -> torch.Tensor:
+    """The authors' −log((1 + cos) / 2) (their −log((2 − L_dir) / 2))."""
+    return -torch.log((1 + cosine) / 2)
 
 
 def _visual_size(clip_model: nn.Module) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 from benchmark.core.errors import BenchError, DataError
 from models.ddim import ddim_step
 from models.diffusion_model import DiffusionModel
+from models.fast_path import FastPath, activated
 from models.schedule import inversion_steps, reverse_steps
 
 FtCallable = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -117,24 +119,32 @@ class Inversion:
 def invert(model: DiffusionModel, images: torch.Tensor, n_steps: int = 40, *, t0: int = 999,
            reference_steps: int | None = None, reference_min_t: int = 0, reconstruct: bool = False,
            storage_dtype: torch.dtype = torch.float32, storage_device: torch.device | str = "cpu",
-           batch_size: int | None = None, progress: bool = False) -> Inversion:
+           batch_size: int | Literal["auto"] | None = None, fast_path: FastPath | None = None,
+           progress: bool = False) -> Inversion:
     """DDIM-invert pixel images (N×C×H×W floats in [-1, 1]) to x_T with η = 0, ε taken at the lower t.
 
     `reference_steps`: also roll the plain DDIM reverse path from x_T on that grid and keep P_t^orig for
     t >= `reference_min_t` in `storage_dtype` (e.g. torch.float16 to halve memory). `reconstruct`: also return
     the DDIM reconstruction on the inversion grid. Both share one reverse pass when the grids agree.
-    Results live on `storage_device`; images are processed `batch_size` at a time.
+    Results live on `storage_device`; images are processed `batch_size` at a time (None: all at once;
+    "auto": as many as the free device memory allows, `models.batching.unet_forward_batch_size`).
+    `fast_path`: speed options (`models.FastPath`; default: fp32).
     """
     _check_pixels(images, model)
     n = images.shape[0]
+    if batch_size == "auto":
+        from models.batching import unet_forward_batch_size
+
+        batch_size = unet_forward_batch_size(model, maximum=n)
     batch_size = batch_size or n
     parts: list[Inversion] = []
     bar = tqdm(total=n, desc="DDIM inversion", unit="img", disable=not progress, leave=False)
-    with torch.no_grad():
+    with torch.no_grad(), activated(model, fast_path) as fast:
         for start in range(0, n, batch_size):
             chunk = images[start:start + batch_size].to(model.device, torch.float32)
-            parts.append(_invert_chunk(model, chunk, n_steps, t0, reference_steps, reference_min_t, reconstruct,
-                                       storage_dtype, storage_device))
+            with fast.autocast(model.device):
+                parts.append(_invert_chunk(model, chunk, n_steps, t0, reference_steps, reference_min_t,
+                                           reconstruct, storage_dtype, storage_device))
             bar.update(chunk.shape[0])
     bar.close()
     return _concat_inversions(parts)
@@ -269,11 +279,7 @@ def generate(model: DiffusionModel, x_T: torch.Tensor, edits: Sequence[tuple[FtC
     with torch.no_grad():
         for t, t_next in tqdm(steps, desc="Asyrp sampling", unit="step", disable=not progress, leave=False):
             if t >= schedule.t_edit and (edits or fixed):
-                enc = model.unet.encode(x, t)
-                direction = _direction(edits, fixed, enc.h, enc.temb, t)
-                # two decodes rather than one batched call: ε then matches plain DDIM bit for bit
-                eps = model.unet.decode(enc.h, enc.skips, enc.temb)
-                eps_edit = model.unet.decode(enc.h + scale * direction, enc.skips, enc.temb)
+                eps, eps_edit, direction = edited_epsilons(model, x, t, edits, fixed, scale)
                 if record is not None:
                     record[t] = direction
             else:
@@ -283,6 +289,17 @@ def generate(model: DiffusionModel, x_T: torch.Tensor, edits: Sequence[tuple[FtC
             x, _ = ddim_step(x, eps_edit, eps, model.alpha(t), model.alpha(t_next), eta=eta, noise=noise)
         images = model.codec.decode(x)
     return Generation(latents=x, images=images, scale=scale, delta_h=record)
+
+
+def edited_epsilons(model: DiffusionModel, x: torch.Tensor, t: int, edits, fixed: _FixedDelta, scale: float
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One editing step's (ε, ε̃, direction): h encoded once, the direction from the unedited h."""
+    enc = model.unet.encode(x, t)
+    direction = _direction(edits, fixed, enc.h, enc.temb, t)
+    # two decodes rather than one batched call: ε then matches plain DDIM bit for bit
+    eps = model.unet.decode(enc.h, enc.skips, enc.temb)
+    eps_edit = model.unet.decode(enc.h + scale * direction, enc.skips, enc.temb)
+    return eps, eps_edit, direction
 
 
 def official_multi_attribute_coefficients(coefficients: Sequence[float]) -> list[float]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -181,33 +181,60 @@ def _rollout(model, ft, clip_loss, images, inversions, index, steps, config, epo
     x = x_ref = inversions.x_T[index].to(device, torch.float32)
     with torch.no_grad():
         source = clip_loss.encode_images(images[index].to(device, torch.float32))
-    recon_weight = config.lambda_recon * (clip_loss.text_cosine if config.recon_times_text_cosine else 1.0)
     ids = tuple(int(i) for i in index)
     for t, t_next in steps:
-        a_t, a_next = model.alpha(t), model.alpha(t_next)
-        if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            enc = model.unet.encode(x, t)
-            eps = model.unet.decode(enc.h, enc.skips, enc.temb)
-        eps_edit = model.unet.decode(enc.h + ft(enc.h, enc.temb), enc.skips, enc.temb)
-        x_next, p_edit = ddim_step(x, eps_edit, eps, a_t, a_next)
         if recompute_reference:
-            with torch.no_grad():
-                eps_ref = model.unet(x_ref, t)
-                x_ref, p_ref = ddim_step(x_ref, eps_ref, eps_ref, a_t, a_next)
+            x_ref, p_ref = reference_step(model, x_ref, t, t_next)
         else:
             p_ref = inversions.reference.get(t, index, device=device)
-        clip = clip_loss(model.codec.decode(p_edit), source)
-        recon = (p_edit - p_ref).abs().flatten(1).mean(dim=1)
-        total = config.lambda_clip * clip + recon_weight * recon
-        loss = total.mean()
-        if optimizer is not None:
-            loss.backward()
-            optimizer.step()
-        x = x_next.detach()
-        yield StepRecord(epoch, batch, t, ids, _floats(clip), _floats(recon), _floats(total), float(loss.detach()),
-                         float(optimizer.param_groups[0]["lr"]) if optimizer is not None else 0.0)
+        x, out = train_step(model, ft, clip_loss, x, p_ref, source, t, t_next, config, optimizer)
+        yield StepRecord(epoch, batch, t, ids, _floats(out.clip), _floats(out.recon), _floats(out.total),
+                         float(out.loss), float(optimizer.param_groups[0]["lr"]) if optimizer is not None else 0.0)
+
+
+class StepLosses(NamedTuple):
+    """The per-image loss terms of one training step and the (batch-mean) loss that was stepped on, detached."""
+
+    clip: torch.Tensor
+    recon: torch.Tensor
+    total: torch.Tensor
+    loss: torch.Tensor
+
+
+def recon_weight(config: TrainConfig, clip_loss: DirectionalClipLoss) -> float:
+    """λ_recon, times the prompts' text cosine as the authors do (`recon_times_text_cosine`)."""
+    return config.lambda_recon * (clip_loss.text_cosine if config.recon_times_text_cosine else 1.0)
+
+
+def reference_step(model: DiffusionModel, x_ref: torch.Tensor, t: int, t_next: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One plain DDIM step of the reference path (the authors' loop rolls it alongside): (x_ref_next, P_t^orig)."""
+    with torch.no_grad():
+        eps_ref = model.unet(x_ref, t)
+        return ddim_step(x_ref, eps_ref, eps_ref, model.alpha(t), model.alpha(t_next))
+
+
+def train_step(model: DiffusionModel, ft: nn.Module, clip_loss: DirectionalClipLoss, x: torch.Tensor,
+               p_ref: torch.Tensor, source: torch.Tensor, t: int, t_next: int, config: TrainConfig,
+               optimizer: torch.optim.Optimizer | None) -> tuple[torch.Tensor, StepLosses]:
+    """One step of the project loop at t for the batch `x` (no step when `optimizer` is None): returns the
+    detached x_{t_next} and the loss terms."""
+    a_t, a_next = model.alpha(t), model.alpha(t_next)
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        enc = model.unet.encode(x, t)
+        eps = model.unet.decode(enc.h, enc.skips, enc.temb)
+    eps_edit = model.unet.decode(enc.h + ft(enc.h, enc.temb), enc.skips, enc.temb)
+    x_next, p_edit = ddim_step(x, eps_edit, eps, a_t, a_next)
+    clip = clip_loss(model.codec.decode(p_edit), source)
+    recon = (p_edit - p_ref).abs().flatten(1).mean(dim=1)
+    total = config.lambda_clip * clip + recon_weight(config, clip_loss) * recon
+    loss = total.mean()
+    if optimizer is not None:
+        loss.backward()
+        optimizer.step()
+    return x_next.detach(), StepLosses(clip.detach(), recon.detach(), total.detach(), loss.detach())
 
 
 def _prepare(model: DiffusionModel, images: torch.Tensor, inversions: Inversion, config: TrainConfig, *,
