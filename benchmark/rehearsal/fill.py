@@ -26,11 +26,13 @@ def random_like(key: str, like: torch.Tensor, seed: int, *, gain: float = 1.0) -
     """A random tensor of `like`'s shape and dtype for parameter or buffer `key`.
 
     Weights of rank >= 2: N(0, gain^2 / fan_in). Norm weights: 1 + 0.1 N. BatchNorm running stats: mean 0.1 N,
-    var 1 + 0.1 |N|. Other 1-D tensors (biases): 0.02 N. Integer buffers (num_batches_tracked) and scalars keep
-    their value.
+    var 1 + 0.1 |N|. Other 1-D and 0-D tensors (biases, scales): 0.02 N. BatchNorm's `num_batches_tracked` is 0;
+    any other integer tensor is refused (its value cannot be made up).
     """
-    if not like.is_floating_point() or like.ndim == 0:
-        return like.detach().clone()
+    if not like.is_floating_point():
+        if key.endswith("num_batches_tracked"):
+            return torch.zeros_like(like)
+        raise ValueError(f"cannot forge the integer tensor {key!r}; set it explicitly")
     g = key_generator(seed, key)
     noise = torch.randn(like.shape, generator=g, dtype=torch.float32)
     lowered = key.lower()
@@ -40,7 +42,7 @@ def random_like(key: str, like: torch.Tensor, seed: int, *, gain: float = 1.0) -
         out = 0.1 * noise
     elif like.ndim == 1 and lowered.endswith("weight") and any(p in lowered for p in _NORM_PARTS):
         out = 1.0 + 0.1 * noise
-    elif like.ndim == 1:
+    elif like.ndim <= 1:
         out = 0.02 * noise
     else:
         out = noise.mul_(gain / math.sqrt(max(1, math.prod(like.shape[1:]))))
@@ -54,10 +56,9 @@ def fill_state_dict(shapes: Mapping[str, torch.Tensor], seed: int, *, gain: floa
 
 @torch.no_grad()
 def fill_module_(module: torch.nn.Module, seed: int, *, gain: float = 1.0) -> torch.nn.Module:
-    """Overwrite every floating parameter and buffer of `module` in place (works after `to_empty`)."""
+    """Overwrite every parameter and buffer of `module` in place (after `to_empty` they hold garbage)."""
     for key, tensor in [*module.named_parameters(), *module.named_buffers()]:
-        if tensor.is_floating_point() and tensor.ndim > 0:
-            tensor.copy_(random_like(key, tensor, seed, gain=gain))
+        tensor.copy_(random_like(key, tensor, seed, gain=gain))
     return module
 
 
