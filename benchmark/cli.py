@@ -187,7 +187,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     if not args.models and not args.suite:
         raise BenchError("fetch needs model names or --suite", fix="e.g. `python run_all.py fetch --suite paper-table`")
     registry = ManifestRegistry()
-    models = [registry.get("model", ref) for ref in args.models]
+    models = [registry.get("model", ref).manifest for ref in args.models]
     if args.suite:
         models += list(resolve_suite(args.suite, profile=args.profile, registry=registry).models().values())
     statuses = fetch_models(models, lock=LockFile.load())

@@ -172,6 +172,7 @@ def plan_from_manifests(name: str, request) -> Any:
 
     require_packages("models", "metrics")
     import metrics
+    from benchmark.pins import metric_backend_pin
     from benchmark.stages.asyrp import AsyrpEngine, Steps, TrainSettings
     from benchmark.stages.plan import AttributePlan, ImageItem, MetricPlan, SuitePlan
 
@@ -224,6 +225,8 @@ def plan_from_manifests(name: str, request) -> Any:
         fields = {"reference": m.reference, **m.options}
         if backend is not None and isinstance(backend.manifest.source, LocalSource):
             fields.setdefault("weights_sha256", backend.manifest.files[0].sha256)  # checked before loading
+        elif backend is not None and backend.manifest.files:  # the manifest's pin, not the code's constant
+            fields.setdefault("weights_sha256", metric_backend_pin(backend.manifest, m.name, backend_name, lock))
         if backend_name:
             fields["backend"] = backend_name
         fields.setdefault("bootstrap_seed", int(suite.seeds.get("bootstrap", 0)))
@@ -276,15 +279,19 @@ def _clip_projection_measure(resolved, device):
     from benchmark.fetch import model_dir
     from benchmark.hashing import json_digest
     from benchmark.known_answers import CLAIM_COLUMN, CLIP_PROVENANCE, factor_measure
-    from metrics.backends import load_backend
+    from benchmark.lock import LockFile
+    from benchmark.pins import backend_pin
+    from metrics.backends import get_backend, load_backend
     from metrics.clip_projection import ClipProjectionFactors
 
     spec = resolved.suite.known_answers
     options = spec.clip_projection
     m = resolved.known_answer_measure
     manifest = m.manifest
-    embedder = load_backend("clip", manifest.loader_args.get("backend", manifest.name),
-                            weights=_backend_weights(manifest, model_dir) if manifest.files else None,
+    name = manifest.loader_args.get("backend", manifest.name)
+    embedder = load_backend("clip", name, weights=_backend_weights(manifest, model_dir) if manifest.files else None,
+                            expected_sha256=backend_pin(manifest, get_backend("clip", name).weights_file,
+                                                        LockFile.load()) if manifest.files else None,
                             device=device, preprocess=options.image_preprocess)
     prompts = {r.manifest.name: (r.manifest.source_prompt, r.manifest.target_prompt)
                for r in resolved.attributes.values()}

@@ -22,7 +22,7 @@ import filelock
 
 from benchmark.atomic import write_json
 from benchmark.errors import DigestMismatchError, ManifestError
-from benchmark.paths import MANIFESTS_DIR
+from benchmark.paths import manifests_dir
 
 LOCK_SCHEMA_VERSION = 1
 
@@ -30,8 +30,9 @@ DigestState = Literal["pinned", "locked", "recorded", "unknown"]
 
 
 def default_lock_path() -> Path:
-    """`$ASYRP_LOCK`, else `manifests/lock.json` beside the manifests it completes."""
-    return Path(os.environ.get("ASYRP_LOCK", MANIFESTS_DIR / "lock.json")).expanduser().resolve()
+    """`$ASYRP_LOCK`, else `lock.json` beside the manifests it completes (the repo's `manifests/`, or the tree
+    `ASYRP_MANIFESTS` names: another tree's digests must not land in the repo's lock file)."""
+    return Path(os.environ.get("ASYRP_LOCK", manifests_dir() / "lock.json")).expanduser().resolve()
 
 
 def dataset_key(dataset_ref: str, distribution: str) -> str:

@@ -37,6 +37,20 @@ def weights_dir() -> Path:
     return cache_dir() / "weights"
 
 
+def hub_endpoint() -> str:
+    """The Hugging Face Hub endpoint `fetch` downloads hub sources from: `HF_ENDPOINT` (huggingface_hub's own
+    setting, e.g. a mirror) or https://huggingface.co. Read at call time."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def mirror_url() -> str | None:
+    """`ASYRP_MIRROR`: a mirror for url sources, or None. With it, `fetch` downloads `https://HOST/PATH` from
+    `<ASYRP_MIRROR>/HOST/PATH` (host and path kept, so one mirror serves every upstream host); the digests pinned
+    by the manifests are checked as always."""
+    value = os.environ.get("ASYRP_MIRROR", "").strip()
+    return value.rstrip("/") or None
+
+
 def safe_join(root: str | Path, relative: str | Path) -> Path:
     """`root / relative`, refusing absolute paths and anything that resolves outside `root` (e.g. `../`)."""
     root = Path(root).resolve()
