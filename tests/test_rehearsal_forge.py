@@ -130,6 +130,10 @@ def test_generated_tree_pins_forgeries_and_adds_smoke(stand_in, tmp_path):
         assert resolved.suite.requires == "cpu-ok" and resolved.dataset.ref == "celebahq-test-smoke@1"
         assert resolved.suite.steps.n_test == 3 and resolved.base_model.manifest.name in (
             "sdedit-celebahq", "ldm-celebahq-256")
+    full = resolve_suite("paper-table", profile="smoke-full", registry=registry).suite.known_answers
+    cheap = resolve_suite("paper-table", profile="smoke", registry=registry).suite.known_answers
+    assert len(cheap.checks) < len(full.checks) and full.n_images == cheap.n_images == 2
+    assert {c.check for c in cheap.checks} == {"zero_delta_exact", "reconstruction_psnr", "target_shift"}
 
 
 @pytest.mark.slow

@@ -86,7 +86,7 @@ class Rehearsal:
         data = ["--data", str(self.data(layout, "test"))]
         if self.stand_in.items.get("train"):
             data += ["--train-data", str(self.data(layout, "train"))]
-        return [["fetch", "--suite", suite],
+        return [["fetch", "--suite", suite, "--profile", "smoke"],
                 ["validate", "--suite", suite, "--profile", "smoke", *data, "--device", device],
                 ["run", "--suite", suite, "--profile", "smoke", *data, "--device", device, "--attributes",
                  *attributes, "--out", str(self.workdir / "runs")]]

@@ -14,8 +14,12 @@ that still take every code path of a run:
 - n_inv = n_train = 2, n_test = 3: the grid int(linspace(0, 999, n)) is then [0, 999] for training (t_edit 513:
   one trained step) and [0, 499, 999] at test time, so an edit runs with Δh on (999), plain DDIM between
   t_boost and t_edit (499) and the η = 1 boost (0), and Δh is scaled by n_train / n_test = 2/3;
-- known answers on the 2 test images, 3 linearity scales, a 2-point t_edit sweep, the combination grid at its
-  corners (computed only when both of its attributes are edited: `--attributes smiling tanned`);
+- known answers on the 2 test images, only the suite's cheap checks (`SMOKE_CHECKS`: Δh = 0 is plain DDIM, the
+  reconstruction PSNR, the edit's target shift), which still take the properties stage, the CLIP-projection
+  measure and its figures. `smoke-full` keeps every check (linearity over 3 scales, timestep consistency with
+  its global-Δh training, homogeneity, a 2-point t_edit sweep, the combination corners when both of its
+  attributes are edited: `--attributes smiling tanned`); on a 2-core CPU it costs more than the rest of the run
+  (measured: the consistency check alone took 6 minutes);
 - `requires: cpu-ok` (the real suites need CUDA; a rehearsal must run anywhere).
 """
 
@@ -47,6 +51,9 @@ SMOKE = {
     "known_answers": {"n_images": 2, "figure_images": 2, "linearity_scales": [-1.0, 0.0, 1.0],
                       "combination_coefficients": [0.0, 1.0], "t_edit_sweep": [999, 500]},
 }
+#: known-answer checks the `smoke` profile keeps (by check name); `smoke-full` keeps them all.
+SMOKE_CHECKS = ("zero_delta_exact", "reconstruction_psnr", "target_shift")
+
 SMOKE_DESCRIPTION = ("Dress rehearsal (generated, never shipped): the suite's real models and formats with forged "
                      "weights, 2 test and 2 training images of a CelebA-HQ stand-in, n_inv = n_train "
                      "= 2 and n_test = 3 steps, every metric (edit one attribute: --attributes smiling). Its numbers mean nothing; it proves formats, shapes, "
@@ -89,9 +96,12 @@ def _smoke_dataset(source: dict, name: str, items: list[dict]) -> dict:
     return doc
 
 
-def smoke_profile(suite: dict) -> dict:
-    """The `smoke` overrides for one suite document (its `celebahq` profile's models for ablation-ft)."""
+def smoke_profile(suite: dict, *, full: bool = False) -> dict:
+    """The `smoke` (or `smoke-full`) overrides for one suite document (ablation-ft: its `celebahq` models)."""
     overrides = copy.deepcopy(SMOKE)
+    if suite.get("known_answers") and not full:
+        overrides["known_answers"]["checks"] = [c for c in suite["known_answers"]["checks"]
+                                                if c["check"] in SMOKE_CHECKS]
     if suite["name"] == "ablation-ft":
         celebahq = copy.deepcopy(suite["profiles"]["celebahq"]["overrides"])
         celebahq.update({k: v for k, v in overrides.items() if k != "known_answers"})
@@ -124,6 +134,10 @@ def write_manifest_tree(out: Path, forged, stand_in, *, source: Path = MANIFESTS
     for name in SUITES:
         path = out / "suites" / f"{name}.yaml"
         doc = _load(path)
-        doc.setdefault("profiles", {})["smoke"] = {"description": SMOKE_DESCRIPTION, "overrides": smoke_profile(doc)}
+        profiles = doc.setdefault("profiles", {})
+        profiles["smoke"] = {"description": SMOKE_DESCRIPTION, "overrides": smoke_profile(doc)}
+        if doc.get("known_answers"):
+            profiles["smoke-full"] = {"description": SMOKE_DESCRIPTION + " Every known-answer check.",
+                                      "overrides": smoke_profile(doc, full=True)}
         _dump(path, doc)
     return out
