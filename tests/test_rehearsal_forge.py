@@ -133,6 +133,7 @@ def test_generated_tree_pins_forgeries_and_adds_smoke(stand_in, tmp_path):
     full = resolve_suite("paper-table", profile="smoke-full", registry=registry).suite.known_answers
     cheap = resolve_suite("paper-table", profile="smoke", registry=registry).suite.known_answers
     assert len(cheap.checks) < len(full.checks) and full.n_images == cheap.n_images == 2
+    assert cheap.t_edit_sweep == [] and full.t_edit_sweep == [999, 500]
     assert {c.check for c in cheap.checks} == {"zero_delta_exact", "reconstruction_psnr", "target_shift"}
 
 

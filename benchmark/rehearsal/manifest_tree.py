@@ -15,8 +15,8 @@ that still take every code path of a run:
   one trained step) and [0, 499, 999] at test time, so an edit runs with Δh on (999), plain DDIM between
   t_boost and t_edit (499) and the η = 1 boost (0), and Δh is scaled by n_train / n_test = 2/3;
 - known answers on the 2 test images, only the suite's cheap checks (`SMOKE_CHECKS`: Δh = 0 is plain DDIM, the
-  reconstruction PSNR, the edit's target shift), which still take the properties stage, the CLIP-projection
-  measure and its figures. `smoke-full` keeps every check (linearity over 3 scales, timestep consistency with
+  reconstruction PSNR, the edit's target shift) and no t_edit sweep, which still take the properties stage, the
+  CLIP-projection measure and its figures. `smoke-full` keeps every check (linearity over 3 scales, timestep consistency with
   its global-Δh training, homogeneity, a 2-point t_edit sweep, the combination corners when both of its
   attributes are edited: `--attributes smiling tanned`); on a 2-core CPU it costs more than the rest of the run
   (measured: the consistency check alone took 6 minutes);
@@ -102,6 +102,7 @@ def smoke_profile(suite: dict, *, full: bool = False) -> dict:
     if suite.get("known_answers") and not full:
         overrides["known_answers"]["checks"] = [c for c in suite["known_answers"]["checks"]
                                                 if c["check"] in SMOKE_CHECKS]
+        overrides["known_answers"]["t_edit_sweep"] = []  # a figure, computed whatever the checks (measured: 4+ min)
     if suite["name"] == "ablation-ft":
         celebahq = copy.deepcopy(suite["profiles"]["celebahq"]["overrides"])
         celebahq.update({k: v for k, v in overrides.items() if k != "known_answers"})
