@@ -194,7 +194,16 @@ def load_sdedit_celebahq(path: str | Path, *, sha256: str | None = SDEDIT_CELEBA
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise BenchError(f"{path} cannot be loaded safely (weights_only=True refused it): {e}") from None
-    unet = from_ddpm_checkpoint(state, **CELEBAHQ_DDPM_ARCH)
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        found = type(state).__name__ + (f" of {len(state)} items" if hasattr(state, "__len__") else "")
+        raise DataError(f"{path} holds a {found}, not a bare state dict of the ermongroup DDPM `Model` (what SDEdit's "
+                        "celeba_hq.ckpt is: `model.load_state_dict(ckpt)`)",
+                        fix="fetch the pinned celeba_hq.ckpt; a training checkpoint [model, optimizer, ...] must "
+                            "be unpacked to its model state dict first")
+    try:
+        unet = from_ddpm_checkpoint(state, **CELEBAHQ_DDPM_ARCH)
+    except DataError as e:  # name the file: the converter only sees keys
+        raise DataError(f"{path}: {e.message}", fix=e.fix) from None
     model = DiffusionModel(HSpaceUNet(unet, precision=precision), celebahq_alphas_cumprod(), 256, PixelCodec(),
                            name="sdedit-celeba-hq")
     return model.to(device)

@@ -17,7 +17,7 @@ from benchmark.core.errors import BenchError, GateFailed
 
 _HANDLERS = {"report": commands.cmd_report, "compare": commands.cmd_compare, "ls": commands.cmd_ls,
              "validate": commands.cmd_validate, "fetch": commands.cmd_fetch, "lock": commands.cmd_lock,
-             "bias": commands.cmd_bias}
+             "bias": commands.cmd_bias, "rehearse": commands.cmd_rehearse}
 
 
 def _setup_logging() -> None:

@@ -178,3 +178,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
             extra = f"  {item['description']}" if item.get("description") else ""
             print(f"  {item['name']}{extra}")
     return 0
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    from benchmark.rehearsal.command import rehearse
+
+    report = rehearse(args.suite, device=args.device, keep=args.keep, seed=args.seed, attributes=args.attributes)
+    if not report.ok:
+        failed = next(line for line in report.lines if not line.ok)
+        raise BenchError(f"rehearsal of {args.suite} failed at {failed.name} ({failed.detail})",
+                         fix="read the stage's log (rerun with --keep DIR to keep it); docs/rehearsal.md")
+    return 0

@@ -39,7 +39,7 @@ Writes RUN/bias/{bias.md, bias.csv, bias.json, bias_<ATTR>.png}. N per group is 
 exit codes: 0 ok · 2 bad input (unknown attribute, image without a row, a group with N < 2)
 """
 
-COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare", "bias", "baseline")
+COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare", "bias", "baseline", "rehearse")
 DEFAULT_OUT = Path("runs")
 _FMT = argparse.RawDescriptionHelpFormatter
 
@@ -58,7 +58,7 @@ def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"asyrp-bench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_run, _add_ls, _add_validate, _add_fetch, _add_lock, _add_report, _add_compare, _add_bias,
-                _add_baseline):
+                _add_baseline, _add_rehearse):
         add(sub)
     return parser
 
@@ -155,6 +155,21 @@ def _add_baseline(sub) -> None:
     check = bsub.add_parser("check", help="exit 1 when a score of the run left its baseline tolerance")
     check.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (holds results.json)")
     check.add_argument("--baseline", type=Path, required=True, help="the baseline JSON")
+
+
+def _add_rehearse(sub) -> None:
+    rehearse = sub.add_parser(
+        "rehearse", help="the real journey (fetch, validate, run) against forged weights served on 127.0.0.1",
+        formatter_class=_FMT, epilog="examples:\n  python run_all.py rehearse --suite paper-table\n"
+                                     "  python run_all.py rehearse --suite ldm --keep /tmp/rehearsal --device cuda\n"
+                                     "exit codes: 0 every stage ran and the run folder is complete · 2 otherwise")
+    rehearse.add_argument("--suite", required=True, help="paper-table, official-checkpoints, ldm or ablation-ft")
+    rehearse.add_argument("--device", default="cpu", help="device of the smoke run (default: %(default)s)")
+    rehearse.add_argument("--keep", type=Path, metavar="DIR",
+                          help="work in DIR and keep it (forgeries, manifests, logs, the run folder)")
+    rehearse.add_argument("--attributes", nargs="+", metavar="NAME", default=["smiling"],
+                          help="attributes of the smoke run (default: %(default)s)")
+    rehearse.add_argument("--seed", type=int, default=0, help="seed of the forgeries (default: %(default)s)")
 
 
 def positive_int(text: str) -> int:

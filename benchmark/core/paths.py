@@ -43,8 +43,10 @@ def weights_dir() -> Path:
 
 
 def lock_path() -> Path:
-    """The lock file of recorded digests: `ASYRP_LOCK`, else `manifests/lock.json` beside the manifests."""
-    return Path(os.environ.get("ASYRP_LOCK", MANIFESTS_DIR / "lock.json")).expanduser().resolve()
+    """The lock file of recorded digests: `ASYRP_LOCK`, else `lock.json` beside the manifests it completes (the
+    repo's `manifests/`, or the tree `ASYRP_MANIFESTS` names: another tree's digests must not land in the repo's
+    lock file)."""
+    return Path(os.environ.get("ASYRP_LOCK", manifests_dir() / "lock.json")).expanduser().resolve()
 
 
 def celeba_attributes_file() -> Path | None:
@@ -56,6 +58,14 @@ def celeba_attributes_file() -> Path | None:
 def hub_endpoint() -> str:
     """The Hugging Face Hub endpoint (`HF_ENDPOINT`, as huggingface_hub reads it), without a trailing slash."""
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def mirror_url() -> str | None:
+    """`ASYRP_MIRROR`: a mirror for url sources, or None. With it, `fetch` downloads `https://HOST/PATH` from
+    `<ASYRP_MIRROR>/HOST/PATH` (host and path kept, so one mirror serves every upstream host); the digests pinned
+    by the manifests are checked as always."""
+    value = os.environ.get("ASYRP_MIRROR", "").strip()
+    return value.rstrip("/") or None
 
 
 def manifests_dir_from_env() -> str | None:

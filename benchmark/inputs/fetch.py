@@ -7,6 +7,11 @@ file), and only then is it renamed into place. A digest mismatch deletes the par
 
 `missing_weights(suite)` says, without touching the network, which files are absent or do not match, and
 `fetch_command()` writes the command that brings them.
+
+Mirrors: hub sources are fetched from `HF_ENDPOINT` (`{endpoint}/{repo_id}/resolve/{revision}/{path}`) and url
+sources from `ASYRP_MIRROR` when it is set: `https://HOST/PATH?Q` becomes `$ASYRP_MIRROR/HOST/PATH?Q`
+(`benchmark.core.paths.mirror_url`). Digests are checked against the manifests whatever the source, so a mirror can
+serve only the pinned bytes (`benchmark.rehearsal` builds one for rehearsals).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Literal
 from benchmark import __version__
 from benchmark.core.errors import BenchError, DigestMismatchError, MissingWeightsError
 from benchmark.core.hashing import sha256_file
-from benchmark.core.paths import REPO_ROOT, hub_endpoint, safe_join, weights_dir
+from benchmark.core.paths import REPO_ROOT, hub_endpoint, mirror_url, safe_join, weights_dir
 from benchmark.inputs.lock import LockFile, check_digest, model_key
 from benchmark.inputs.manifests import (
     HubSource,
@@ -55,8 +60,19 @@ def file_url(model: ModelManifest, f: WeightFile) -> str | None:
 
         return hf_hub_url(model.source.repo_id, f.path, revision=model.source.revision, endpoint=hub_endpoint())
     if isinstance(model.source, UrlSource):
-        return f.url
+        return mirrored(f.url)
     return None
+
+
+def mirrored(url: str) -> str:
+    """`url` as fetched: through `ASYRP_MIRROR` when set (see the module docstring), else unchanged."""
+    mirror = mirror_url()
+    if mirror is None:
+        return url
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{mirror}/{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
 
 def local_path(model: ModelManifest, f: WeightFile, root: Path | None = None) -> Path:
@@ -181,8 +197,12 @@ def download(url: str, dest: Path, *, sha256: str | None = None, size: int | Non
         _stream(url, part, offset, size, what or dest.name, progress, timeout)
     got = part.stat().st_size
     if size is not None and got != size:
-        raise BenchError(f"{what or url}: downloaded {got} bytes, expected {size}",
-                         fix="rerun the fetch command; it resumes where it stopped")
+        # the server ended the transfer normally (a dropped connection raised in _stream and keeps the .part):
+        # it holds a file of another size, which resuming cannot fix, so nothing is kept
+        part.unlink()
+        raise DigestMismatchError(f"{what or url}: the server sent {got} bytes, the manifest pins {size}; deleted",
+                                  fix="the source holds another file than the pinned one (truncated or changed "
+                                      "upstream, or a wrong mirror): fetch from the pinned source, or report it")
     digest = sha256_file(part)
     if sha256 is not None and digest != sha256:
         part.unlink()
@@ -223,12 +243,16 @@ def _stream(url: str, part: Path, offset: int, size: int | None, what: str, prog
         length = response.headers.get("Content-Length")
         total = size or ((int(length) + offset) if length else None)
         bar = _bar(total, offset, what) if progress else None
+        received = 0
         try:
             with open(part, "ab" if resumed else "wb") as out:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
+                    received += len(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
+            if length is not None and received < int(length):  # http.client ends a cut body without an error
+                raise http.client.IncompleteRead(b"", int(length) - received)
         except (OSError, http.client.HTTPException) as e:
             raise BenchError(f"{what}: download interrupted after {part.stat().st_size} bytes ({e})",
                              fix="rerun the fetch command; it resumes from the partial file") from None
@@ -274,6 +298,12 @@ def fetch_model(model: ModelManifest, *, root: Path | None = None, lock: LockFil
                      what=str(status.path), record=True, source=status.url,
                      fix=f"delete {status.path} and rerun `{fetch_command([model.ref])}`")
         out.append(FileStatus(model.ref, status.path, "ok", status.url, f.sha256 or digest, digest, f.size))
+    from benchmark.inputs.unpack import (
+        unpack_members,  # archives whose members the loader reads (buffalo_l.zip)
+    )
+
+    unpack_members(model, model_dir(model, root), fix=f"delete {model_dir(model, root)} and rerun "
+                                                      f"`{fetch_command([model.ref])}`")
     return out
 
 

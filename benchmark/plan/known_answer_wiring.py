@@ -35,15 +35,18 @@ def clip_projection_measure(resolved, device):
     direction. Its factors are all the suite's attributes (not only those `--attributes` picks), so its digest,
     and the cache units keyed on it, do not depend on the selection."""
     from benchmark.checks.measure import CLAIM_COLUMN, CLIP_PROVENANCE, factor_measure
-    from metrics.backends import load_backend
+    from benchmark.inputs.lock import LockFile
+    from benchmark.inputs.pins import backend_pin
+    from metrics.backends import get_backend, load_backend
     from metrics.clip_projection import ClipProjectionFactors
 
     options = resolved.suite.known_answers.clip_projection
     m = resolved.known_answer_measure
     manifest = m.manifest
-    embedder = load_backend("clip", manifest.loader_args.get("backend", manifest.name),
-                            weights=backend_weights(manifest) if manifest.files else None,
-                            device=device, preprocess=options.image_preprocess)
+    name = manifest.loader_args.get("backend", manifest.name)
+    pin = backend_pin(manifest, get_backend("clip", name).weights_file, LockFile.load()) if manifest.files else None
+    embedder = load_backend("clip", name, weights=backend_weights(manifest) if manifest.files else None,
+                            expected_sha256=pin, device=device, preprocess=options.image_preprocess)
     prompts = {r.manifest.name: (r.manifest.source_prompt, r.manifest.target_prompt)
                for r in resolved.attributes.values()}
     digest = json_digest({"clip": m.digest, "prompts": prompts, "options": options.model_dump(),

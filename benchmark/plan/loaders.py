@@ -80,7 +80,9 @@ def _ddpm_checkpoint(manifest, *, device, weights_root=None):
 
 @LOADERS.register("open-clip")
 def _open_clip(manifest, *, device, weights_root=None):
-    """(model, tokenizer) of open_clip, random for tests or from the fetched weights file."""
+    """(model, tokenizer) of open_clip, random for tests or from the fetched weights file. Real weights go through
+    the S_dir back-ends' loader (`metrics.backends.clip.build_openai_clip`), so the loss's CLIP and the metric's
+    read a file the same way (TorchScript or state dict, QuickGELU as `loader_args.quick_gelu` says)."""
     import models
 
     if is_random(manifest):
@@ -88,8 +90,15 @@ def _open_clip(manifest, *, device, weights_root=None):
         return model.to(device), tokenizer
     import open_clip
 
-    name = manifest.loader_args["model_name"]
-    model, _, _ = open_clip.create_model_and_transforms(name, pretrained=str(weights_file(manifest, weights_root)))
+    from benchmark.inputs.lock import LockFile, model_key
+    from metrics.backends.clip import build_openai_clip
+
+    args = manifest.loader_args
+    name = args["model_name"]
+    path = weights_file(manifest, weights_root)
+    pinned = manifest.files[0].sha256 or LockFile.load().digest(model_key(manifest.ref), manifest.files[0].path)
+    model = build_openai_clip(name, path, sha256=pinned, quick_gelu=bool(args.get("quick_gelu", False)),
+                              format=args.get("format", "auto"))
     return model.eval().to(device), open_clip.get_tokenizer(name)
 
 

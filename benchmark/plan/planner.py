@@ -51,7 +51,7 @@ def plan_from_manifests(name: str, request: RunRequest, *, registry) -> Any:
     suite = resolved.suite
     return SuitePlan(
         suite=resolved.ref, images=_items(test_set), train_images=_items(train_set) if train_set else [],
-        attributes=attribute_plans, metrics=_metric_plans(resolved, device), engine=_engine(
+        attributes=attribute_plans, metrics=_metric_plans(resolved, device, lock), engine=_engine(
             resolved, model, clip_loss, attribute_plans, report.weights.files),
         make_edit_set=metrics.EditSet, delta_h_scales=tuple(suite.edit.delta_h_scale), batch_size=INVERT_CHUNK,
         seeds={k: int(v) for k, v in suite.seeds.items()} or {"global": 0},
@@ -165,8 +165,9 @@ def engine_digests(resolved, files) -> dict[str, str]:
     return out
 
 
-def _metric_plans(resolved, device) -> list:
+def _metric_plans(resolved, device, lock) -> list:
     import metrics
+    from benchmark.inputs.pins import metric_backend_pin
     from benchmark.run.suite_plan import MetricPlan
 
     plans = []
@@ -177,6 +178,8 @@ def _metric_plans(resolved, device) -> list:
         fields = {"reference": m.reference, **m.options}
         if backend is not None and isinstance(backend.manifest.source, LocalSource):
             fields.setdefault("weights_sha256", backend.manifest.files[0].sha256)  # checked before loading
+        elif backend is not None and backend.manifest.files:  # the manifest's pin, not the code's constant
+            fields.setdefault("weights_sha256", metric_backend_pin(backend.manifest, m.name, backend_name, lock))
         if backend_name:
             fields["backend"] = backend_name
         fields.setdefault("bootstrap_seed", int(resolved.suite.seeds.get("bootstrap", 0)))

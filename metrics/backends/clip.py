@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmark.core.errors import BenchError
+from benchmark.core.errors import BenchError, DigestMismatchError
 from benchmark.core.registry import require_choice
-from metrics.backends.registry import register_backend, weights_file_path
+from metrics.backends.registry import cached_sha256, register_backend, weights_file_path
 
 PREPROCESS_MODES = ("open_clip", "tensor")
 
@@ -79,19 +79,62 @@ class OpenClipEmbedder:
         return self.model.encode_text(tokens).float().cpu()
 
 
-def _build_openai_clip(model_name: str, weights: Path) -> torch.nn.Module:
+#: How an OpenAI CLIP weights file is laid out: OpenAI's own release (a TorchScript archive), an open_clip /
+#: state-dict checkpoint, or "auto" (told apart by the file's content, never by its name).
+CLIP_FORMATS = ("torchscript", "state-dict", "auto")
+
+
+def is_torchscript_archive(path: Path) -> bool:
+    """True for a TorchScript archive: a zip holding the scripted module's `code/` (torch.save zips have none)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any("/code/" in name or name.endswith("constants.pkl") for name in zf.namelist())
+
+
+def build_openai_clip(model_name: str, weights: Path, *, sha256: str | None, quick_gelu: bool = True,
+                      format: str = "auto") -> torch.nn.Module:
+    """The one loader of OpenAI CLIP weights, for the S_dir back-ends and for the training loss's CLIP (the
+    harness's `open-clip` loader calls it too, so the two cannot drift). Returns an fp32 open_clip CLIP.
+
+    - TorchScript (OpenAI's release): torch.jit.load has no weights_only mode, so the archive is opened only when
+      its sha256 equals `sha256`, the digest the caller checked against its pin (hashed again here, cached per
+      process, so a file swapped after the check is refused). Only its tensors are kept: open_clip rebuilds a
+      plain CLIP from them (`build_model_from_openai_state_dict`, OpenAI's architecture), with QuickGELU unless
+      `quick_gelu` is False; no TorchScript code is run.
+    - state dict / safetensors: `open_clip.create_model(..., weights_only=True)`, QuickGELU forced when
+      `quick_gelu` (open_clip's `ViT-B-16` config alone would build nn.GELU, which OpenAI did not train with).
+    """
+    require_choice("CLIP weights format", format, list(CLIP_FORMATS))
+    weights = Path(weights)
+    scripted = is_torchscript_archive(weights)
+    if format == "torchscript" and not scripted:
+        raise BenchError(f"{weights} is not a TorchScript archive, but {model_name} is pinned as OpenAI's "
+                         "TorchScript release", fix="fetch the pinned file again; it is a zip with a code/ folder")
+    if format == "state-dict" and scripted:
+        raise BenchError(f"{weights} is a TorchScript archive, but a state dict was expected",
+                         fix="set the model manifest's loader_args.format to torchscript")
+    if scripted:
+        return _openai_state_dict_model(weights, sha256=sha256, quick_gelu=quick_gelu)
     import open_clip
+
+    return open_clip.create_model(model_name, pretrained=str(weights), force_quick_gelu=quick_gelu, device="cpu",
+                                  weights_only=True).float()
+
+
+def _openai_state_dict_model(weights: Path, *, sha256: str | None, quick_gelu: bool) -> torch.nn.Module:
     from open_clip.model import build_model_from_openai_state_dict
 
-    if weights.suffix == ".pt":
-        # OpenAI's own release: a TorchScript archive (its sha256 is the URL path, verified before this call).
-        # Only its tensors are used, to build a plain open_clip CLIP (with QuickGELU, as OpenAI trained it).
-        state_dict = torch.jit.load(str(weights), map_location="cpu").state_dict()
-        state_dict.pop("attn_mask", None)  # a constant causal mask some exporters store; CLIP rebuilds it
-        return build_model_from_openai_state_dict(state_dict).float()
-    # open_clip-format checkpoints: safetensors, or a state dict read with weights_only=True
-    return open_clip.create_model(model_name, pretrained=str(weights), force_quick_gelu=True, device="cpu",
-                                  weights_only=True)
+    actual = cached_sha256(weights)
+    if sha256 is None or actual != sha256.lower():
+        raise DigestMismatchError(f"refusing to open the TorchScript archive {weights}: its sha256 {actual} is not "
+                                  f"the pinned {sha256}", fix="fetch the pinned file again (digests are checked "
+                                                              "before any archive is opened)")
+    state_dict = torch.jit.load(str(weights), map_location="cpu").state_dict()
+    state_dict.pop("attn_mask", None)  # a constant causal mask some exporters store; CLIP rebuilds it
+    return build_model_from_openai_state_dict(state_dict, quick_gelu=quick_gelu).float()
 
 
 def load_openai_clip(model_name: str, file_name: str):
@@ -102,7 +145,8 @@ def load_openai_clip(model_name: str, file_name: str):
 
         weights = weights_file_path(weights, file_name)
         try:
-            model = _build_openai_clip(model_name, weights)
+            # resolve_weights checked this file's digest against the pin before calling the loader
+            model = build_openai_clip(model_name, weights, sha256=cached_sha256(weights))
         except (RuntimeError, KeyError) as err:
             raise BenchError(f"could not load {model_name} CLIP weights from {weights}: {err}",
                              fix="check that the file is the pinned checkpoint of this model") from err

@@ -1,13 +1,13 @@
-"""The house: every import arrow points down (cli → plan → checks → run → outputs → inputs → core), `models/`
-and `metrics/` import only `benchmark.core`, the harness never imports its synthetic plugin, and no module is
-part of an import circle (imports inside functions included)."""
+"""The house: every import arrow points down (cli → the synthetic plugin and the rehearsal tool → plan → checks
+→ run → outputs → inputs → core), `models/` and `metrics/` import only `benchmark.core`, the harness never imports
+its synthetic plugin, and no module is part of an import circle (imports inside functions included)."""
 
 import ast
 from pathlib import Path
 
 from benchmark.core.paths import REPO_ROOT
 
-LAYERS = {"benchmark.cli": 7, "benchmark.synthetic": 6, "benchmark.plan": 5, "benchmark.checks": 4,
+LAYERS = {"benchmark.cli": 7, "benchmark.synthetic": 6, "benchmark.rehearsal": 6, "benchmark.plan": 5, "benchmark.checks": 4,
           "benchmark.run": 3, "benchmark.outputs": 2, "benchmark.inputs": 1, "benchmark.core": 0, "benchmark": 0}
 CORE_ONLY = ("models", "metrics")
 

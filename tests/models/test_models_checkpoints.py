@@ -129,3 +129,13 @@ def test_sdedit_checkpoint_and_diffusers_weights_give_the_same_eps():
     with torch.no_grad():
         a, b = hub.unet(x, t), sdedit.unet(x, t)
     assert (a - b).abs().max() <= 1e-4, f"max |Δε| = {(a - b).abs().max():.3g}"
+
+
+def test_sdedit_loader_names_the_file_and_the_expected_layout(tmp_path):
+    wrong = tmp_path / "celeba_hq.ckpt"
+    torch.save({"layer_0.conv1.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(DataError, match=f"{wrong}: 1 keys are not in the DDPM layout"):
+        M.load_sdedit_celebahq(wrong, sha256=None)
+    torch.save([{"conv_in.weight": torch.zeros(1)}, {"lr": torch.ones(1)}], wrong)  # a training checkpoint
+    with pytest.raises(DataError, match="holds a list of 2 items, not a bare state dict"):
+        M.load_sdedit_celebahq(wrong, sha256=None)
