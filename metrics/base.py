@@ -146,6 +146,7 @@ class Metric(ABC):
             raise BenchError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.reuse_cache = True  # False (a run with --fresh): recompute what a metric caches (FID's features)
 
     # -- helpers for subclasses -------------------------------------------------------------------------------
     def backend_options(self) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """FID and KID between the edited images and their references, through torch-fidelity.
 
 Features come from a registered FID back-end (torch-fidelity's Inception by default) and are cached under a
-content hash of the images and the extractor's identity (torch-fidelity's own cache key is only a name). FID is
+content hash of the images and the extractor's identity (torch-fidelity's own cache key is only a name). A cached
+file is used only when its metadata names exactly that identity and the digest of its features, its shape (one
+row per image) and its values (finite) check out; anything else is reported, recomputed and replaced. A run with
+`--fresh` (`reuse_cache = False`) never reads it. FID is
 `metrics.frechet_distance` of the two sets' Gaussian statistics; KID is torch-fidelity's unbiased polynomial-kernel
 MMD². Both get a paired bootstrap CI over images. At N = 100, FID is strongly biased upwards (it depends on N);
 KID is unbiased, so report it beside FID and always compare at equal N.
@@ -10,6 +13,7 @@ KID is unbiased, so report it beside FID and always compare at equal N.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Literal
@@ -27,7 +31,9 @@ from metrics.base import EditSet, Metric, MetricResult, MetricSpec, register_met
 from metrics.functional import frechet_distance, frechet_distance_from_features
 
 #: Bump when the way features are computed or stored changes, so stale cache entries are never reused.
-FEATURE_CACHE_VERSION = 1
+FEATURE_CACHE_VERSION = 2  # 2: the file records the digest of its features
+
+log = logging.getLogger("metrics.fid")
 
 
 class FeatureSpec(MetricSpec):
@@ -53,15 +59,16 @@ class FeatureSetMetric(Metric):
 
     def features(self, extractor, images: torch.Tensor, desc: str) -> tuple[np.ndarray, bool]:
         """(N×D float64 features, whether they came from the cache)."""
-        from safetensors.torch import load_file
-
         identity = {"images": tensor_digest(images.cpu()), "extractor": extractor.identity(),
                     "device": self.device.type, "version": FEATURE_CACHE_VERSION}
         path = self.feature_cache_path(json_digest(identity))
-        if path.is_file():
-            return load_file(str(path))["features"].numpy(), True
+        if self.reuse_cache and path.is_file():
+            cached = read_cached_features(path, identity, n_images=images.shape[0])
+            if cached is not None:
+                return cached.numpy(), True
         feats = torch.cat([extractor.features(b) for b in self.batches(images, desc)])
-        save_safetensors(path, {"features": feats}, metadata={"identity": json.dumps(identity, sort_keys=True)})
+        save_safetensors(path, {"features": feats}, metadata={"identity": json.dumps(identity, sort_keys=True),
+                                                             "features_sha256": tensor_digest(feats)})
         return feats.numpy(), False
 
     def both_features(self, edits: EditSet) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -78,6 +85,30 @@ class FeatureSetMetric(Metric):
         return MetricResult(name=self.name, direction=self.direction, primary=primary, variants={}, per_image={},
                             ids=list(edits.ids), flags={}, spec=self.spec_dict() | extra.get("spec_extra", {}),
                             notes=notes, provenance=prov, feature_sets={"edited": f_edit, "reference": f_ref})
+
+
+def read_cached_features(path: Path, identity: dict, *, n_images: int) -> torch.Tensor | None:
+    """The features cached at `path` if they are intact and are those of `identity`; None (with a warning naming
+    the file) when the file is truncated, of another identity, of the wrong shape, not finite, or not the
+    features its recorded digest names."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            feats = f.get_tensor("features")
+        if json.loads(meta.get("identity", "null")) != json.loads(json.dumps(identity, sort_keys=True)):
+            raise ValueError("it was computed for other images or another extractor")
+        if feats.ndim != 2 or feats.shape[0] != n_images:
+            raise ValueError(f"shape {tuple(feats.shape)}, expected {n_images} rows of features")
+        if meta.get("features_sha256") != tensor_digest(feats):
+            raise ValueError("its features do not match the digest it records")
+        if not torch.isfinite(feats).all():
+            raise ValueError("it holds non-finite features")
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
+        log.warning("feature cache file %s is damaged (%s); it is not used and will be recomputed", path, exc)
+        return None
+    return feats
 
 
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,11 +19,12 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmark.core.atomic import write_json
 from benchmark.core.errors import BenchError
 from benchmark.outputs.results import RunResult, load_results
+from benchmark.outputs.run_folder import require_finished
 
 BASELINE_SCHEMA = 1
 
@@ -120,6 +121,22 @@ def make_baseline(results: Sequence[RunResult], *, run_names: Sequence[str], com
     return Baseline(suite=first.suite, profile=first.run.profile, policy=policy, scores=scores, provenance=prov)
 
 
+def require_runs_of(results: Sequence[RunResult], run_names: Sequence[str], *, suite: str,
+                    profile: str | None) -> None:
+    """`baseline create --from-runs` names the suite and profile it means: refuse runs of anything else."""
+    from benchmark.inputs.manifests import parse_ref
+
+    name, version = parse_ref(suite, "suite")
+    for result, run in zip(results, run_names, strict=True):
+        got_name, got_version = parse_ref(result.suite)
+        if got_name != name or (version is not None and got_version != version) or result.run.profile != profile:
+            wanted = f"{suite} (profile {profile})" if profile else f"{suite} (no profile)"
+            had = f"--suite {result.suite}" + (f" --profile {result.run.profile}" if result.run.profile else "")
+            raise BenchError(f"--suite/--profile ask for a baseline of {wanted}, but {run} is a run of "
+                             f"{result.suite} (profile {result.run.profile})",
+                             fix=f"pass the options the runs were made with ({had}), or --from-runs of {wanted}")
+
+
 def check_against(result: RunResult, baseline: Baseline) -> list[Violation]:
     """Every score that left its tolerance, or is missing from either side."""
     if (result.suite, result.run.profile) != (baseline.suite, baseline.profile):
@@ -145,7 +162,14 @@ def load_baseline(path: str | Path) -> Baseline:
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"no baseline at {path}", fix="make one with `python run_all.py baseline create ...`")
-    return Baseline.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        return Baseline.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError, OSError) as exc:  # ValueError: not UTF-8
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        why = (f"{'.'.join(map(str, first['loc'])) or 'the document'}: {first['msg']}" if first else str(exc))
+        raise BenchError(f"{path} is not a baseline file ({why})",
+                         fix="pass --baseline with a file written by `python run_all.py baseline create` (e.g. "
+                             "results/baselines/synthetic-quick.json)") from None
 
 
 def refuse_existing(path: str | Path, *, overwrite: bool) -> None:
@@ -165,4 +189,4 @@ def write_baseline(path: str | Path, baseline: Baseline, *, overwrite: bool = Fa
 
 
 def results_of(run_dirs: Sequence[str | Path]) -> list[RunResult]:
-    return [load_results(d) for d in run_dirs]
+    return [load_results(require_finished(d)) for d in run_dirs]

@@ -1,8 +1,9 @@
 """The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `compare`, `bias`, `baseline`.
 
 Results go to stdout (a summary, or JSON with `--json`), progress and logs to stderr. Exit codes: 0 ok, 1 a gate
-failed (with `--gate`), 2 bad input or usage, 130 interrupted. Every `BenchError` is printed as a few lines that
-name the fix; no traceback for what the user can fix.
+failed (with `--gate`), 2 bad input or usage (a full disk included), 3 a bug (its traceback saved to a file),
+130 interrupted. Every `BenchError` is printed as a few lines that name the fix; no traceback for what the user
+can fix (`benchmark.cli.failures`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from benchmark.cli import commands
+from benchmark.cli.failures import exit_code_for, print_error
 from benchmark.cli.parser import COMMANDS, build_parser
 from benchmark.core.errors import BenchError, GateFailed
 
@@ -48,16 +50,15 @@ def main(argv: Sequence[str] | None = None, default_command: str | None = None) 
             return commands.cmd_baseline(args, argv)
         return _HANDLERS[args.command](args)
     except BenchError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.fix:
-            print(f"  fix: {exc.fix}", file=sys.stderr)
-        return exc.exit_code
+        return print_error(exc)
     except GateFailed as exc:
         print(f"gate failed: {exc}", file=sys.stderr)
         return GateFailed.exit_code
     except KeyboardInterrupt:
         print("interrupted: finished work is cached; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: a crash must never read as a failed gate (exit 1)
+        return exit_code_for(exc, argv)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     from benchmark.inputs.manifests import resolve_suite
 
     summary = lock_suite(resolve_suite(args.suite, profile=args.profile, registry=ManifestRegistry()),
-                         data_root=args.data, train_data_root=args.train_data)
+                         data_root=args.data, train_data_root=args.train_data, relock=args.relock)
     for key, n in summary.recorded.items():
         print(f"recorded {n} digest(s) for {key}")
     print(f"{summary.already_known} digest(s) already pinned or locked")
@@ -87,10 +87,14 @@ def execute(request, *, fresh: bool, argv: Sequence[str]) -> Path:
 
     check_writable_dir(request.out)  # before any compute: a result that cannot be written is not worth an hour
     plan = resolve_plan(request, ManifestRegistry())
-    if request.limit is not None:
+    if plan.limit is not None:
         logging.getLogger("benchmark").warning(
             "--limit %d: NOT FOR REPORTING. Only the first %d images are used; the results are marked as such.",
-            request.limit, request.limit)
+            plan.limit, plan.limit)
+    elif request.limit is not None:
+        logging.getLogger("benchmark").info(
+            "--limit %d keeps every one of the suite's %d images: a complete run, not marked as limited.",
+            request.limit, len(plan.images))
     return run_plan(plan, stage_runner(plan, fresh=fresh), request.out, argv=list(argv)).resolve()
 
 
@@ -99,8 +103,9 @@ def cmd_baseline(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if args.baseline_command == "check":
         from benchmark.outputs.results import load_results
+        from benchmark.outputs.run_folder import require_finished
 
-        violations = bl.check_against(load_results(args.run_dir), bl.load_baseline(args.baseline))
+        violations = bl.check_against(load_results(require_finished(args.run_dir)), bl.load_baseline(args.baseline))
         for v in violations:
             print(f"REGRESSION {v.message()}")
         if violations:
@@ -112,6 +117,8 @@ def cmd_baseline(args: argparse.Namespace, argv: Sequence[str]) -> int:
     bl.refuse_existing(args.out, overwrite=args.overwrite)  # before an expensive run, not after
     if args.from_runs:
         run_dirs = [d.resolve() for d in args.from_runs]
+        bl.require_runs_of(bl.results_of(run_dirs), [str(d) for d in run_dirs], suite=args.suite,
+                           profile=args.profile)
     else:
         request = RunRequest(suite=args.suite, device=args.device, profile=args.profile, data=args.data,
                              train_data=args.train_data, out=args.runs_dir.expanduser())
@@ -128,8 +135,9 @@ def cmd_baseline(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.outputs.report import build_report
+    from benchmark.outputs.run_folder import require_finished
 
-    report = build_report(args.run_dir)
+    report = build_report(require_finished(args.run_dir))
     print(report.html)
     return 0
 

@@ -26,7 +26,8 @@ examples:
   python run_all.py baseline create --suite synthetic --profile quick --out results/baselines/synthetic-quick.json
   python run_all.py baseline check runs/synthetic/RUN --baseline results/baselines/synthetic-quick.json
 
-exit codes: 0 ok · 1 a gate failed (with --gate) · 2 bad input or usage · 130 interrupted (rerun to resume)
+exit codes: 0 ok · 1 a gate failed (with --gate) · 2 bad input or usage · 3 a bug (traceback saved)
+            · 130 interrupted (rerun to resume)
 """
 
 BIAS_EXAMPLES = """\
@@ -110,6 +111,9 @@ def _add_lock(sub) -> None:
     lock = sub.add_parser("lock", help="record digests that are not yet pinned (data and fetched weights)")
     _suite_arguments(lock, required=True)
     _data_arguments(lock)
+    lock.add_argument("--relock", action="store_true",
+                      help="replace digests the lock file recorded (never those a manifest pins) with those of these "
+                           "files, after the same decode, size and mode checks as `run`")
 
 
 def _add_report(sub) -> None:

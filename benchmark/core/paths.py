@@ -73,7 +73,8 @@ def manifests_dir_from_env() -> str | None:
     return os.environ.get("ASYRP_MANIFESTS")
 
 
-def check_writable_dir(path: str | Path, *, flag: str = "--out") -> None:
+def check_writable_dir(path: str | Path, *, flag: str = "--out", what: str = "the output folder",
+                       fix: str | None = None) -> None:
     """Refuse, before any compute, a folder that could not be written; never creates it (bad input leaves no
     empty folder behind). The nearest existing ancestor must be a folder where a file can really be created
     (`os.access` can be wrong on read-only mounts and for root)."""
@@ -81,14 +82,14 @@ def check_writable_dir(path: str | Path, *, flag: str = "--out") -> None:
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    fix = f"pass {flag} with a folder you can write to (it is created if missing)"
+    fix = fix or f"pass {flag} with a folder you can write to (it is created if missing)"
     if not probe.is_dir():
-        raise BenchError(f"the output folder {path} cannot be written: {probe} is not a folder", fix=fix)
+        raise BenchError(f"{what} {path} cannot be written: {probe} is not a folder", fix=fix)
     try:
         with tempfile.NamedTemporaryFile(dir=probe, prefix=".asyrp-write-test-"):
             pass
     except OSError as exc:
-        raise BenchError(f"the output folder {path} cannot be written: {exc.strerror or exc}", fix=fix) from None
+        raise BenchError(f"{what} {path} cannot be written: {exc.strerror or exc}", fix=fix) from None
 
 
 def safe_join(root: str | Path, relative: str | Path) -> Path:

@@ -1,6 +1,6 @@
 """Dataset loading: a folder, a zip or DiffusionCLIP's LMDB -> canonical uint8 N×3×S×S RGB tensors + ids.
 
-Order of work, so bad data costs seconds, not an hour of compute:
+The readers of the three layouts live in `benchmark.inputs.data_sources`. Order of work, so bad data costs seconds, not an hour of compute:
 1. find every item's file (path templates go through `safe_join`; zip members and LMDB keys are looked up
    exactly), read its bytes and check its sha256 against the manifest or the lock file; every missing file and
    every mismatch is collected and reported together;
@@ -18,7 +18,6 @@ from __future__ import annotations
 import fnmatch
 import io
 import sys
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -30,135 +29,11 @@ import torch
 from benchmark.core.errors import DataError, DigestMismatchError
 from benchmark.core.hashing import sha256_bytes
 from benchmark.core.images import check_uint8_images
-from benchmark.core.paths import safe_join
-from benchmark.inputs.lock import LockFile, check_digest, dataset_key
+from benchmark.inputs.data_sources import Reader, open_source
+from benchmark.inputs.lock import LockFile, check_digest, dataset_key, lock_command
 from benchmark.inputs.manifests import DatasetItem, DatasetManifest, Distribution, Preprocessing
 
 _JPEG_MODES = ("RGB",)
-
-
-# ---------------------------------------------------------------------------------------------------- readers
-
-
-class _Reader:
-    """Bytes by relative key from one source; `describe(key)` says where that is, for messages."""
-
-    root: Path
-
-    def read(self, key: str) -> bytes | None:  # None = not there
-        raise NotImplementedError
-
-    def listing(self, folder: str) -> list[str]:
-        raise NotImplementedError
-
-    def describe(self, key: str) -> str:
-        return f"{self.root}/{key}"
-
-    def close(self) -> None:
-        pass
-
-
-class FolderReader(_Reader):
-    def __init__(self, root: Path):
-        self.root = root
-
-    def read(self, key: str) -> bytes | None:
-        path = safe_join(self.root, key)
-        return path.read_bytes() if path.is_file() else None
-
-    def listing(self, folder: str) -> list[str]:
-        path = safe_join(self.root, folder)
-        return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []
-
-
-class ZipReader(_Reader):
-    """Members are looked up by exact name, optionally under the zip's single top-level folder."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        try:
-            self._zip = zipfile.ZipFile(root)
-        except zipfile.BadZipFile:
-            raise DataError(f"{root} is not a readable zip file (truncated download?)",
-                            fix="download the archive again, or point at the unpacked folder") from None
-        names = self._zip.namelist()
-        tops = {n.split("/", 1)[0] for n in names if "/" in n}
-        self._prefix = f"{tops.pop()}/" if len(tops) == 1 and not any("/" not in n for n in names) else ""
-        self._names = set(names)
-
-    def _member(self, key: str) -> str | None:
-        for name in (key, self._prefix + key):
-            if name in self._names:
-                return name
-        return None
-
-    def read(self, key: str) -> bytes | None:
-        member = self._member(key)
-        if member is None:
-            return None
-        try:
-            return self._zip.read(member)
-        except (zipfile.BadZipFile, OSError) as e:
-            raise DataError(f"{self.describe(key)}: cannot be read from the zip ({e})",
-                            fix="download the archive again") from None
-
-    def listing(self, folder: str) -> list[str]:
-        out = set()
-        for prefix in (f"{folder}/", f"{self._prefix}{folder}/"):
-            out |= {n[len(prefix):] for n in self._names if n.startswith(prefix) and "/" not in n[len(prefix):]}
-        return sorted(n for n in out if n)
-
-    def describe(self, key: str) -> str:
-        return f"{self.root}:{self._member(key) or key}"
-
-    def close(self) -> None:
-        self._zip.close()
-
-
-class LmdbReader(_Reader):
-    def __init__(self, root: Path):
-        import lmdb
-
-        self.root = root
-        try:
-            self._env = lmdb.open(str(root), readonly=True, lock=False, readahead=False, meminit=False)
-        except lmdb.Error as e:
-            raise DataError(f"{root} is not a readable LMDB ({e})",
-                            fix="point at DiffusionCLIP's data/celeba_hq/LMDB_test folder (it holds data.mdb)") from None
-
-    def read(self, key: str) -> bytes | None:
-        with self._env.begin(write=False) as txn:
-            value = txn.get(key.encode("utf-8"))
-        return bytes(value) if value is not None else None
-
-    def listing(self, folder: str) -> list[str]:
-        raise DataError(f"{self.root}: an LMDB has no file names to list",
-                        fix="apply the selection rule to the raw images (folder or zip) instead")
-
-    def describe(self, key: str) -> str:
-        return f"{self.root}[{key}]"
-
-    def close(self) -> None:
-        self._env.close()
-
-
-def open_source(root: str | Path, layout: str) -> _Reader:
-    """A reader for `root`, which must match the distribution's layout."""
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise DataError(f"data not found: {root} does not exist",
-                        fix="pass the folder (or zip, or LMDB folder) that holds the dataset; docs/data.md says "
-                            "where each distribution comes from")
-    if layout == "lmdb":
-        if not (root / "data.mdb").is_file():
-            raise DataError(f"{root} is not an LMDB folder (no data.mdb)",
-                            fix="point at DiffusionCLIP's data/celeba_hq/LMDB_<split> folder")
-        return LmdbReader(root)
-    if root.is_file():
-        if zipfile.is_zipfile(root):
-            return ZipReader(root)
-        raise DataError(f"{root} is a file but not a zip archive", fix="pass a folder, a .zip or an LMDB folder")
-    return FolderReader(root)
 
 
 # ---------------------------------------------------------------------------------------------------- items
@@ -180,7 +55,7 @@ def item_key(dist: Distribution, item: DatasetItem, position: int) -> str:
     return key
 
 
-def select_by_rule(manifest: DatasetManifest, reader: _Reader) -> list[DatasetItem]:
+def select_by_rule(manifest: DatasetManifest, reader: Reader) -> list[DatasetItem]:
     """Apply the manifest's selection rule to the user's copy: the first `count` sorted names matching `pattern`."""
     sel = manifest.selection
     assert sel is not None
@@ -275,61 +150,67 @@ def pick_distribution(manifest: DatasetManifest, root: Path, distribution: str |
                     + ", ".join(candidates) + ")", fix="pass distribution=<name> (--distribution on the CLI)")
 
 
+def decode_item(data: bytes, where: str, manifest: DatasetManifest, dist: Distribution, dist_name: str):
+    """Step 2 for one item: decode fully, check the distribution's size and the mode, preprocess (H×W×3 uint8)."""
+    img = decode_image(data, where)
+    if img.size != (dist.image_size, dist.image_size):
+        raise DataError(f"{where}: {img.size[0]}×{img.size[1]} image, but the {dist_name} distribution holds "
+                        f"{dist.image_size}×{dist.image_size} images",
+                        fix="point at the distribution the manifest describes (docs/data.md)")
+    return preprocess(img, manifest.preprocessing, manifest.image_size, where=where)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What the checks of one read share: the source, the lock entry, and what to do with unknown digests."""
+
+    manifest: DatasetManifest
+    dist_name: str
+    reader: Reader
+    lock: LockFile | None
+    record: bool
+    decode: bool
+    relock: bool
+    relock_command: str
+
+    @property
+    def key(self) -> str:
+        return dataset_key(self.manifest.ref, self.dist_name)
+
+
 def read_verified(manifest: DatasetManifest, root: str | Path, *, distribution: str | None = None,
                   limit: int | None = None, lock: LockFile | None = None, record: bool = True,
+                  decode: bool = False, relock: bool = False, relock_command: str | None = None,
                   ) -> tuple[str, list[DatasetItem], list[bytes], dict[str, str], dict[str, str]]:
-    """Step 1: read every item's bytes and check every digest; raise one error listing all problems."""
+    """Step 1: read every item's bytes and check every digest; raise one error listing all problems.
+
+    `decode=True` (what `lock` does) also decodes each image and checks its size and mode before its digest is
+    recorded, so the lock never records a file that `run` would refuse. `relock=True` (`lock --relock`) replaces
+    locked (never pinned) digests and memberships with this copy's; `relock_command` is the command a mismatch
+    against the lock names as its fix."""
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"data for {manifest.ref} not found: {root} does not exist",
                         fix="pass the folder, zip or LMDB folder that holds it (docs/data.md says where each "
                             "distribution comes from)")
     dist_name = pick_distribution(manifest, root, distribution)
-    dist = manifest.distributions[dist_name]
-    reader = open_source(root, dist.layout)
-    key_prefix = dataset_key(manifest.ref, dist_name)
+    reading = _Reading(manifest, dist_name, open_source(root, manifest.distributions[dist_name].layout), lock, record,
+                       decode, relock, relock_command or lock_command(None, root=root))
+    blobs, digests, states, problems = [], {}, {}, []
     try:
-        if manifest.items:
-            items = list(manifest.items)
-        else:
-            if dist_name != manifest.selection.distribution:
-                raise DataError(f"{manifest.ref} does not list its items yet, so its membership can only be taken "
-                                f"from the {manifest.selection.distribution!r} distribution by its rule "
-                                f"({manifest.selection.rule})",
-                                fix=f"pass the {manifest.selection.distribution} source (docs/data.md)")
-            items = select_by_rule(manifest, reader)
-            locked = lock.members(key_prefix) if lock is not None else None
-            ids = [it.id for it in items]
-            if locked is not None and locked != ids:
-                diff = sorted(set(ids) ^ set(locked))[:5]
-                raise DigestMismatchError(f"{reader.root}: the first {manifest.count} images by the rule differ from "
-                                          f"the membership recorded in {lock.path} (e.g. {diff})",
-                                          fix="use the same copy of the data as the first run, or delete the "
-                                              "lock entry if the recorded copy was wrong")
-            if locked is None and record and lock is not None:
-                lock.record_members(key_prefix, ids, source=str(reader.root))
+        items = list(manifest.items) if manifest.items else _members_by_rule(reading)
         if limit is not None:
             items = items[:limit]
-        blobs, digests, states, problems = [], {}, {}, []
         for pos, item in enumerate(_progress(items, f"checking {manifest.ref}")):
-            key = item_key(dist, item, pos)
-            data = reader.read(key)
-            if data is None:
-                problems.append(DataError(f"missing: {reader.describe(key)} (item {item.id})"))
-                continue
-            actual = sha256_bytes(data)
             try:
-                states[item.id] = check_digest(
-                    actual, pinned=item.sha256.get(dist_name), lock=lock, key=key_prefix, member=item.id,
-                    what=reader.describe(key), record=record, source=str(reader.root),
-                    fix="replace the file with the original (see docs/data.md), never edit the manifest to match")
-            except DigestMismatchError as e:
+                data, actual, states[item.id] = _check_item(reading, item, pos)
+            except DataError as e:
                 problems.append(e)
                 continue
             digests[item.id] = actual
             blobs.append(data)
     finally:
-        reader.close()
+        reading.reader.close()
     if problems:
         shown = "\n".join(f"  - {p.message}" for p in problems[:10])
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
@@ -339,8 +220,55 @@ def read_verified(manifest: DatasetManifest, root: str | Path, *, distribution: 
     return dist_name, items, blobs, digests, states
 
 
+def _members_by_rule(r: _Reading) -> list[DatasetItem]:
+    """The items of a dataset defined by a rule: taken from the user's copy, checked against the locked ones."""
+    m, lock = r.manifest, r.lock
+    if r.dist_name != m.selection.distribution:
+        raise DataError(f"{m.ref} does not list its items yet, so its membership can only be taken from the "
+                        f"{m.selection.distribution!r} distribution by its rule ({m.selection.rule})",
+                        fix=f"pass the {m.selection.distribution} source (docs/data.md)")
+    items = select_by_rule(m, r.reader)
+    locked = lock.members(r.key) if lock is not None else None
+    ids = [it.id for it in items]
+    if locked is not None and locked != ids and not r.relock:
+        diff = sorted(set(ids) ^ set(locked))[:5]
+        raise DigestMismatchError(f"{r.reader.root}: the first {m.count} images by the rule differ from the "
+                                  f"membership recorded in {lock.path} (e.g. {diff})",
+                                  fix="use the same copy of the data as the first run, or re-lock it if the "
+                                      f"recorded copy was wrong: `{r.relock_command}`")
+    if (locked is None or r.relock) and r.record and lock is not None and locked != ids:
+        lock.record_members(r.key, ids, source=str(r.reader.root))
+    return items
+
+
+def _check_item(r: _Reading, item: DatasetItem, pos: int) -> tuple[bytes, str, str]:
+    """(bytes, sha256, digest state) of one item; a DataError when it is missing, mismatched or (with `decode`)
+    does not decode to the distribution's size and mode. Its digest is recorded only after every check."""
+    dist = r.manifest.distributions[r.dist_name]
+    key = item_key(dist, item, pos)
+    data = r.reader.read(key)
+    what = r.reader.describe(key)
+    if data is None:
+        raise DataError(f"missing: {what} (item {item.id})")
+    actual = sha256_bytes(data)
+    state = check_digest(  # the digest first: bytes are decoded only once they are the pinned ones
+        actual, pinned=item.sha256.get(r.dist_name), lock=r.lock, key=r.key, member=item.id, what=what,
+        record=False, relock=r.relock,
+        fix="replace the file with the original (see docs/data.md), never edit the manifest to match",
+        relock_fix=f"if {what} is the intact original (the lock then recorded a damaged copy), re-lock it: "
+                   f"`{r.relock_command}` (it decodes every image first); otherwise replace it with the original "
+                   "(docs/data.md)")
+    if r.decode:
+        decode_item(data, f"{what} (item {item.id})", r.manifest, dist, r.dist_name)
+    if state == "unknown" and r.record and r.lock is not None:
+        r.lock.record(r.key, item.id, actual, source=str(r.reader.root))
+        state = "recorded"
+    return data, actual, state
+
+
 def load_dataset(manifest: DatasetManifest, root: str | Path, *, distribution: str | None = None,
-                 limit: int | None = None, lock: LockFile | None = None, record: bool = True) -> ImageSet:
+                 limit: int | None = None, lock: LockFile | None = None, record: bool = True,
+                 relock_command: str | None = None) -> ImageSet:
     """Load a dataset manifest's images from `root` as canonical uint8 N×3×S×S tensors, digests checked first.
 
     `lock` supplies the digests the manifest leaves null and receives the ones seen for the first time
@@ -348,17 +276,13 @@ def load_dataset(manifest: DatasetManifest, root: str | Path, *, distribution: s
     not for reporting).
     """
     dist_name, items, blobs, digests, states = read_verified(manifest, root, distribution=distribution,
-                                                             limit=limit, lock=lock, record=record)
+                                                             limit=limit, lock=lock, record=record,
+                                                             relock_command=relock_command)
     dist = manifest.distributions[dist_name]
     arrays = []
     for pos, (item, data) in enumerate(zip(items, _progress(blobs, f"decoding {manifest.ref}"), strict=True)):
-        where = f"{manifest.ref} item {item.id} ({dist_name} #{pos})"
-        img = decode_image(data, where)
-        if img.size != (dist.image_size, dist.image_size):
-            raise DataError(f"{where}: {img.size[0]}×{img.size[1]} image, but the {dist_name} distribution holds "
-                            f"{dist.image_size}×{dist.image_size} images",
-                            fix="point at the distribution the manifest describes (docs/data.md)")
-        arrays.append(preprocess(img, manifest.preprocessing, manifest.image_size, where=where))
+        arrays.append(decode_item(data, f"{manifest.ref} item {item.id} ({dist_name} #{pos})", manifest, dist,
+                                  dist_name))
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     check_uint8_images(images, manifest.ref, size=manifest.image_size)
     return ImageSet(images=images, ids=[it.id for it in items], dataset=manifest.ref, distribution=dist_name,

@@ -277,7 +277,7 @@ def fetch_model(model: ModelManifest, *, root: Path | None = None, lock: LockFil
         bad = [s for s in check_model_files(model, lock=lock) if not s.ok]
         if bad:
             raise MissingWeightsError(f"{model.ref}: shipped file {bad[0].path} is {bad[0].state}",
-                                      fix="restore it with `git checkout -- <path>` (shipped weights are in the repo)")
+                                      fix=weights_fix(model, bad[0]))
         return []
     if isinstance(model.source, PackageSource):
         bad = [s for s in check_model_files(model, lock=lock) if not s.ok]

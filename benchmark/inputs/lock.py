@@ -51,7 +51,7 @@ class LockFile:
             return cls(path, {})
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
             raise ManifestError(f"lock file {path} cannot be read: {e}",
                                 fix="restore it from version control, or delete it to record the digests anew "
                                     "(the next run re-locks them)") from None
@@ -100,21 +100,38 @@ class LockFile:
         self.dirty = False
 
 
+def lock_command(suite: str | None, *, profile: str | None = None, flag: str = "--data",
+                 root: str | Path | None = None) -> str:
+    """The `lock --relock` command that re-records the lock's digests of a suite's files from this copy."""
+    parts = ["python run_all.py lock", f"--suite {suite or 'SUITE'}"]
+    if profile:
+        parts.append(f"--profile {profile}")
+    if root is not None:
+        parts.append(f"{flag} {root}")
+    return " ".join([*parts, "--relock"])
+
+
 def check_digest(actual: str, *, pinned: str | None, lock: LockFile | None, key: str, member: str, what: str,
-                 record: bool, fix: str, source: str | None = None) -> DigestState:
+                 record: bool, fix: str, source: str | None = None, relock: bool = False,
+                 relock_fix: str | None = None) -> DigestState:
     """Compare `actual` with the manifest's pin, else with the lock; record it when neither knows it.
 
-    Returns how the digest was established. A mismatch raises DigestMismatchError naming both digests.
+    Returns how the digest was established. A mismatch raises DigestMismatchError naming both digests; one against
+    the lock also names the lock entry, and `relock_fix` says how to re-record it. `relock=True` (`lock
+    --relock`) treats a locked digest (never a pinned one) as unknown, so `record` replaces it.
     """
     if pinned is not None:
         if actual != pinned:
             raise DigestMismatchError(f"{what}: sha256 {actual} does not match the manifest's {pinned}", fix=fix)
         return "pinned"
     locked = lock.digest(key, member) if lock is not None else None
-    if locked is not None:
-        if actual != locked:
-            raise DigestMismatchError(f"{what}: sha256 {actual} does not match {locked}, recorded in the lock file "
-                                      f"{lock.path} on first use", fix=fix)
+    if locked is not None and actual != locked and not relock:
+        raise DigestMismatchError(
+            f"{what}: sha256 {actual} does not match {locked}, recorded in the lock file {lock.path} on first use "
+            f"(entry {key!r}, member {member!r})",
+            fix=relock_fix or f"{fix}; if the file is the intact original and the lock recorded a damaged copy, "
+                              f"delete member {member!r} of entry {key!r} from {lock.path} to record it anew")
+    if locked is not None and actual == locked:
         return "locked"
     if record and lock is not None:
         lock.record(key, member, actual, source=source)

@@ -4,10 +4,10 @@ Every problem is collected (never just the first) as a `Problem` record with a c
 message and the fix; the CLI prints them (or `--json`) and exits 2 when any is an error. The planner runs the
 same checks and raises the first error (`ValidationReport.raise_first`), so `validate` and `run` can never
 disagree. Checks, cheapest first: manifests (all parse; the suite and everything it names resolves; metric,
-loader and f_t names are registered; the attribute selection exists), device, output folder, disk space,
-weights (present and matching, else the `fetch` command), the LPIPS curves a suite picks t_edit from, and the
-data (present, complete, digests match the manifest or lock).
-"""
+loader and f_t names are registered; the attribute selection exists), device, output folder, cache folder,
+disk space, weights (present and matching, else the `fetch` command; released f_t checkpoints that fit the base
+model), the LPIPS curves a suite picks t_edit from, and the data (present, complete, digests match the manifest or
+lock)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,14 @@ from benchmark.core.errors import BenchError, DataError, DeviceError, DigestMism
 from benchmark.core.paths import cache_dir, check_writable_dir
 from benchmark.inputs.data_roots import data_root, datasets_to_read
 from benchmark.inputs.fetch import free_bytes, missing_weights, weights_fix
-from benchmark.inputs.lock import LockFile
-from benchmark.inputs.manifests import ManifestRegistry, ResolutionErrors, ResolvedSuite, resolve_suite
+from benchmark.inputs.lock import LockFile, lock_command
+from benchmark.inputs.manifests import (
+    ManifestRegistry,
+    ResolutionErrors,
+    ResolvedSuite,
+    parse_ref,
+    resolve_suite,
+)
 from benchmark.inputs.selection import select_attributes
 
 Severity = Literal["error", "warning"]
@@ -131,9 +137,11 @@ def validate_suite(suite: str, *, profile: str | None = None, data_root: str | P
     report.manifest_digests = resolved.manifest_digests()
     _check_device(report, resolved, device)
     _check_out_dir(report, out_dir)
+    _check_cache_dir(report)
     _check_disk(report, resolved, out_dir)
     report.lock = _load_lock(report, lock)
     _check_weights(report, resolved, weights_root, report.lock, verify_digests)
+    _check_ft_fit(report, resolved, request.attributes, registry)
     _check_curves(report, resolved)
     _check_data(report, request, resolved, verify_digests if verify_data is None else verify_data)
     return report
@@ -157,10 +165,19 @@ def _check_manifests(report, request, registry, known_metrics, known_loaders) ->
         return None
     _check_code_names(report, resolved, known_loaders)
     try:
-        select_attributes(list(resolved.attributes), request.attributes, name=lambda a: a)
+        select_attributes(list(resolved.attributes), request.attributes, name=lambda a: a, profile=request.profile,
+                          without_profile=_unprofiled_attributes(registry, request.suite))
     except BenchError as e:
         report.add_error("attribute-unknown", f"suite {resolved.ref}", e)
     return resolved
+
+
+def _unprofiled_attributes(registry, suite: str) -> list[str]:
+    """The attribute names of the suite's own manifest, before any profile narrows them."""
+    try:
+        return [parse_ref(a)[0] for a in registry.get("suite", suite).manifest.attributes]
+    except BenchError:
+        return []
 
 
 def broken_manifests_error(registry: ManifestRegistry) -> ManifestError:
@@ -236,6 +253,17 @@ def _check_out_dir(report, out_dir) -> None:
         report.add_error("out-not-writable", str(out_dir), e)
 
 
+def _check_cache_dir(report) -> None:
+    """The stage cache is written from the first stage on: an unwritable one stops the run now, not after setup."""
+    report.checked.append("cache folder")
+    try:
+        check_writable_dir(cache_dir(), what="the cache folder",
+                           fix="set ASYRP_CACHE to a folder you can write to, with free space (it is created if "
+                               "missing)")
+    except BenchError as e:
+        report.add_error("cache-not-writable", str(cache_dir()), e)
+
+
 def _check_disk(report, resolved: ResolvedSuite, out_dir) -> None:
     report.checked.append("disk")
     need = int(resolved.suite.resources.disk_gb * 1e9)
@@ -284,6 +312,16 @@ def _check_weights(report, resolved: ResolvedSuite, root, lock, verify) -> None:
         report.problems[first] = Problem(**{**report.problems[first].to_dict(), "error": error})
 
 
+def _check_ft_fit(report, resolved: ResolvedSuite, attributes, registry) -> None:
+    from benchmark.inputs.ft_fit import ft_misfit
+
+    # suites that train their f_t in the same profile, plain ones (no f_t ablation arms) first
+    trains = sorted({(bool(m.ft_variants), m.name) for m in (lm.manifest for lm in registry.all("suite"))
+                     if report.profile in m.profiles and not m.ft.checkpoints})
+    if (e := ft_misfit(resolved, report.weights.files, attributes, [n for _, n in trains])) is not None:
+        report.add_error("ft-checkpoint-misfit", f"suite {resolved.ref}", e)
+
+
 def _check_curves(report, resolved: ResolvedSuite) -> None:
     """The base model's LPIPS curves named by the suite's `t_select`: a missing file is a setup problem."""
     if resolved.suite.t_select is None or resolved.base_model is None:
@@ -309,7 +347,8 @@ def _check_data(report, request: CheckRequest, resolved: ResolvedSuite, verify: 
         except DataError as e:
             report.add_error("data-missing", f"{label} {ds.ref}", e)
             continue
-        _check_dataset(report, ds, root, dist, report.lock, verify, label)
+        _check_dataset(report, ds, root, dist, report.lock, verify, label,
+                       lock_command(resolved.suite.name, profile=resolved.profile, flag=flag, root=root))
 
 
 def _warn_unpinned(report, ds, label) -> None:
@@ -324,7 +363,7 @@ def _warn_unpinned(report, ds, label) -> None:
                    "pin it, or let the first run lock it", severity="warning")
 
 
-def _check_dataset(report, ds, root, distribution, lock, verify, label) -> None:
+def _check_dataset(report, ds, root, distribution, lock, verify, label, relock_command) -> None:
     from benchmark.inputs.data import read_verified
 
     m = ds.manifest
@@ -336,7 +375,8 @@ def _check_dataset(report, ds, root, distribution, lock, verify, label) -> None:
                 fix="pass the folder, zip or LMDB folder that holds it (docs/data.md)"))
         return
     try:
-        _, _, _, _, states = read_verified(m, root, distribution=distribution, lock=lock, record=False)
+        _, _, _, _, states = read_verified(m, root, distribution=distribution, lock=lock, record=False,
+                                           relock_command=relock_command)
     except DigestMismatchError as e:
         report.add_error("data-digest", subject, e)
         return

@@ -66,9 +66,13 @@ class RunFeatureSets:
                                 "only the per-image metrics")
         import json
 
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-        if index.get("format") != FORMAT_VERSION:
-            raise DataError(f"{index_path} has format {index.get('format')!r}; this version reads {FORMAT_VERSION}",
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise DataError(f"{index_path} is damaged ({exc})", fix="rerun the suite") from None
+        if not isinstance(index, dict) or index.get("format") != FORMAT_VERSION:
+            got = index.get("format") if isinstance(index, dict) else None
+            raise DataError(f"{index_path} has format {got!r}; this version reads {FORMAT_VERSION}",
                             fix="rerun the suite with this version")
         self.ids: list[str] = list(index["ids"])
         self.sets: dict[str, dict[str, dict[str, str]]] = index["sets"]
@@ -81,6 +85,7 @@ class RunFeatureSets:
         return self._load(files["edited"]), self._load(files["reference"])
 
     def _load(self, name: str) -> np.ndarray:
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         if Path(name).name != name or not name.endswith(".safetensors"):
@@ -88,7 +93,10 @@ class RunFeatureSets:
         path = self.folder / name
         if not path.is_file():
             raise DataError(f"feature file {path} is missing", fix="rerun the suite (the run folder is incomplete)")
-        matrix = load_file(str(path))["features"]
+        try:
+            matrix = load_file(str(path))["features"]
+        except (SafetensorError, KeyError, OSError) as exc:
+            raise DataError(f"feature file {path} cannot be read ({exc})", fix="rerun the suite") from None
         if f"{tensor_digest(matrix)}.safetensors" != name:
             raise DataError(f"feature file {path} does not match its digest (damaged or edited)",
                             fix="rerun the suite")

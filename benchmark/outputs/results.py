@@ -10,7 +10,8 @@ Stable fields (outside tools read them; changing one means a new `schema_version
 
 A run folder is `<out>/<suite name>/<UTC time>-<short key>/` with `results.json`, `per_image.jsonl` and the report.
 It is assembled in a temp folder and renamed into place, so a folder that exists is complete, and a new run
-never overwrites an old one.
+never overwrites an old one (`benchmark.outputs.run_folder`). Every file of a run folder is validated as it is read
+back: a damaged one is a `BenchError` that names it (exit 2), never a traceback.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from benchmark.core.bands import Band
 from benchmark.core.errors import BenchError
 from benchmark.core.paths import REPO_ROOT
+from benchmark.outputs.run_folder import staging_exists, staging_path
 from metrics.aggregate import Aggregate
 
 SCHEMA_VERSION = 1
@@ -187,14 +189,10 @@ def new_run_dir(out: Path, suite_name: str, short_key: str, *, now: dt.datetime 
     now = now or dt.datetime.now(dt.UTC)
     base = out / suite_name / f"{now.strftime('%Y%m%dT%H%M%SZ')}-{short_key}"
     candidate, n = base, 1
-    while candidate.exists() or _staging(candidate).exists():
+    while candidate.exists() or staging_exists(candidate):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
-
-
-def _staging(final: Path) -> Path:
-    return final.with_name(f".{final.name}.partial")
 
 
 class RunFolder:
@@ -202,7 +200,7 @@ class RunFolder:
 
     def __init__(self, final: Path):
         self.final = final
-        self.staging = _staging(final)
+        self.staging = staging_path(final)
         self.staging.mkdir(parents=True, exist_ok=False)
 
     def __enter__(self) -> RunFolder:
@@ -243,7 +241,7 @@ def load_results(path: str | Path) -> RunResult:
     file = find_results_file(path)
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise BenchError(f"{file} is not valid JSON: {exc}", fix="rerun the suite to regenerate it") from None
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version != SCHEMA_VERSION:
@@ -258,12 +256,46 @@ def load_results(path: str | Path) -> RunResult:
                          fix="rerun the suite to regenerate it") from None
 
 
+PER_IMAGE_FIELDS = ("attribute", "metric", "id", "value")
+
+
 def load_per_image(path: str | Path) -> list[dict[str, Any]]:
     file = find_results_file(path)
     rows_file = file.parent / PER_IMAGE_FILE
     if not rows_file.is_file():
         return []
-    return [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for n, line in enumerate(_read_text(rows_file).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise _damaged(rows_file, f"line {n} is not JSON ({exc})") from None
+        if not isinstance(row, dict) or any(k not in row for k in PER_IMAGE_FIELDS):
+            raise _damaged(rows_file, f"line {n} is not a row with {', '.join(PER_IMAGE_FIELDS)}")
+        rows.append(row)
+    return rows
+
+
+def read_run_json(file: Path) -> Any:
+    """A JSON file of a run folder; a damaged one is a `BenchError` naming it."""
+    try:
+        return json.loads(_read_text(file))
+    except ValueError as exc:
+        raise _damaged(file, f"not JSON ({exc})") from None
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise _damaged(file, f"not UTF-8 text ({exc.reason})") from None
+
+
+def _damaged(file: Path, why: str) -> BenchError:
+    return BenchError(f"{file} is damaged: {why}",
+                      fix="copy the run folder again from where it was made, or rerun the suite to regenerate it")
 
 
 def write_training(folder: Path, histories: Mapping[str, Mapping[str, Any]]) -> None:
@@ -278,4 +310,7 @@ def load_training(path: str | Path) -> dict[str, Any]:
     file = find_results_file(path).parent / TRAINING_FILE
     if not file.is_file():
         return {}
-    return json.loads(file.read_text(encoding="utf-8"))
+    histories = read_run_json(file)
+    if not isinstance(histories, dict):
+        raise _damaged(file, "not an object of training histories")
+    return histories

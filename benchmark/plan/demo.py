@@ -9,7 +9,7 @@ it shows that the machinery works and what a run produces. The output says so, i
 from __future__ import annotations
 
 from benchmark.core.errors import BenchError
-from benchmark.inputs.selection import apply_limit, select_attributes
+from benchmark.inputs.selection import apply_limit, effective_limit, select_attributes
 from benchmark.plan.request import RunRequest, require_packages
 
 DEMO_NOTE = ("DEMO: tiny randomly initialised models on generated images; every number below is meaningless. "
@@ -82,5 +82,5 @@ def build_demo(request: RunRequest):
                      manifest_digests={"code:demo@1": json_digest({"steps": STEPS, "attributes": ATTRIBUTES,
                                                                    "metrics": METRICS, "sizes": [N_TEST, N_TRAIN, SIZE],
                                                                    "seeds": seeds})},
-                     device=str(device), limit=request.limit, notes=[DEMO_NOTE], grid_count=4)
+                     device=str(device), limit=effective_limit(request.limit, N_TEST), notes=[DEMO_NOTE], grid_count=4)
 

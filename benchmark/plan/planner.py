@@ -14,9 +14,9 @@ from typing import Any
 from benchmark.core.hashing import json_digest, tensor_digest
 from benchmark.inputs.data import load_dataset
 from benchmark.inputs.data_roots import data_root, training_source, trains_any
-from benchmark.inputs.lock import model_key
+from benchmark.inputs.lock import lock_command, model_key
 from benchmark.inputs.manifests import LocalSource
-from benchmark.inputs.selection import select_attributes
+from benchmark.inputs.selection import effective_limit, select_attributes
 from benchmark.inputs.validate import validate_suite
 from benchmark.plan.known_answer_wiring import known_answer_gates
 from benchmark.plan.loaders import LOADERS, backend_weights, weights_file
@@ -39,6 +39,7 @@ def plan_from_manifests(name: str, request: RunRequest, *, registry) -> Any:
     attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
                                    name=lambda r: r.manifest.name)
     test_set, train_set = _read_images(resolved, request, lock)
+    limit = effective_limit(request.limit, resolved.dataset.manifest.count)
     lock.save()  # digests seen for the first time are recorded now, so later runs check against them
 
     require_packages("models", "metrics")
@@ -56,21 +57,24 @@ def plan_from_manifests(name: str, request: RunRequest, *, registry) -> Any:
         make_edit_set=metrics.EditSet, delta_h_scales=tuple(suite.edit.delta_h_scale), batch_size=INVERT_CHUNK,
         seeds={k: int(v) for k, v in suite.seeds.items()} or {"global": 0},
         manifest_digests={**resolved.manifest_digests(), "run_config": json_digest(
-            {"profile": request.profile, "limit": request.limit, "attributes": request.attributes})},
+            {"profile": request.profile, "limit": limit, "attributes": request.attributes})},
         weight_digests={f"{f.model}/{f.path.name}": f.actual or f.expected or "" for f in report.weights.files},
-        references=references(resolved), device=str(device), profile=request.profile, limit=request.limit,
+        references=references(resolved), device=str(device), profile=request.profile, limit=limit,
         notes=_profile_notes(suite, request.profile), extra_gates=known_answer_gates(resolved, device))
 
 
 def _read_images(resolved, request: RunRequest, lock):
     """The test set (first `--limit` items) and, when any f_t is trained, the training set."""
-    test_set = load_dataset(resolved.dataset.manifest, data_root(resolved.dataset, request.data, "--data"),
-                            limit=request.limit, lock=lock)
+    root = data_root(resolved.dataset, request.data, "--data")
+    test_set = load_dataset(resolved.dataset.manifest, root, limit=request.limit, lock=lock,
+                            relock_command=lock_command(resolved.suite.name, profile=request.profile, root=root))
     if not trains_any(resolved, request.attributes):
         return test_set, None
     train_ds, given = training_source(resolved, request.data, request.train_data)
-    train_set = load_dataset(train_ds.manifest, data_root(train_ds, given, "--train-data"),
-                             limit=resolved.suite.train.n_images, lock=lock)
+    root = data_root(train_ds, given, "--train-data")
+    train_set = load_dataset(train_ds.manifest, root, limit=resolved.suite.train.n_images, lock=lock,
+                             relock_command=lock_command(resolved.suite.name, profile=request.profile,
+                                                         flag="--train-data", root=root))
     return test_set, train_set
 
 

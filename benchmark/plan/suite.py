@@ -43,7 +43,7 @@ def resolve_plan(request: RunRequest, registry: ManifestRegistry | None = None) 
     """Resolve and check everything a run needs, before any compute; raises a `BenchError` naming the fix."""
     registry = registry if registry is not None else ManifestRegistry()
     name = request.suite if request.suite is not None else default_suite(registry)
-    bare = parse_ref(name)[0]
+    bare = parse_ref(name, "suite")[0]
     if bare in CODE_SUITES:
         return CODE_SUITES.get(bare)(request)
     if bare not in manifest_suite_names(registry):

@@ -6,10 +6,14 @@ the keys of upstream entries and the stage's code version. So a changed input is
 hit (anchors-and-style.md P7).
 
 Writes are crash-safe: an entry is built in a temp folder beside its final place and renamed into place in one
-step, after `meta.json` (which records the digest of the tensor file) is written. A process killed at any point
+step, after `meta.json` (which records the digest of the tensor file, and its own digest) is written. A process killed at any point
 leaves either a complete entry or a `.tmp-*` folder that the next writer of that key removes. A `filelock` per key
 keeps two concurrent runs from computing and writing the same entry: the second one waits, then reads the first
 one's result.
+
+Reads trust nothing: `meta.json` must be an object of this cache format, name this entry and carry its own digest
+(`meta_sha256`, the `json_digest` of the rest of the document), and the tensor file must have the digest meta.json
+records. An entry that fails any check is reported (a warning naming it), recomputed and replaced; never used.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+from safetensors import SafetensorError
 
 from benchmark.core.errors import BenchError
 from benchmark.core.hashing import _normalise, json_digest, sha256_file
 
 log = logging.getLogger("benchmark.run.cache")
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: meta.json carries its own digest
 _TENSORS = "tensors.safetensors"
 _META = "meta.json"
 
@@ -111,29 +116,28 @@ class StageCache:
         return filelock.FileLock(str(folder / f".{key}.lock"), timeout=self.lock_timeout)
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def load(self, stage: str, key: str) -> CacheEntry | None:
-        """The complete, intact entry for `key`, or None (missing, or damaged and therefore ignored)."""
+    def load(self, stage: str, key: str, *, report: bool = True) -> CacheEntry | None:
+        """The complete, intact entry for `key`, or None (missing, or damaged: reported unless `report=False`)."""
         folder = self.entry_dir(stage, key)
         meta_path = folder / _META
         if not meta_path.is_file():
             return None
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if meta.get("key") != key or meta.get("stage") != stage:
-                raise ValueError("meta.json names another entry")
+            meta = _checked_meta(meta_path, stage, key)
             tensors = {}
-            if meta.get("tensors_sha256"):
+            if meta["tensors_sha256"] is not None:
                 tensor_path = folder / _TENSORS
-                if sha256_file(tensor_path) != meta["tensors_sha256"]:
-                    raise ValueError("tensor file digest does not match meta.json")
+                if not tensor_path.is_file() or sha256_file(tensor_path) != meta["tensors_sha256"]:
+                    raise ValueError("the tensor file is missing or its digest does not match meta.json")
                 from safetensors.torch import load_file
 
                 tensors = load_file(str(tensor_path))
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("cache entry %s/%s is damaged (%s); it will be recomputed", stage, key[:12], exc)
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+            if report:
+                log.warning("cache entry %s is damaged (%s); it is not used and will be recomputed", folder, exc)
             return None
-        output = StageOutput(tensors=tensors, data=meta.get("data", {}))
-        return CacheEntry(stage, key, folder, output, hit=True, seconds=float(meta.get("seconds", 0.0)))
+        output = StageOutput(tensors=tensors, data=meta["data"])
+        return CacheEntry(stage, key, folder, output, hit=True, seconds=float(meta["seconds"]))
 
     # -- writing ----------------------------------------------------------------------------------------------
     def _write(self, stage: str, key: str, output: StageOutput, seconds: float, spec: Any) -> Path:
@@ -153,6 +157,7 @@ class StageCache:
                 save_file(dict(output.tensors), str(tmp / _TENSORS))
                 _fsync(tmp / _TENSORS)
                 meta["tensors_sha256"] = sha256_file(tmp / _TENSORS)
+            meta["meta_sha256"] = meta_digest(meta)
             (tmp / _META).write_text(json.dumps(meta, indent=1, allow_nan=False), encoding="utf-8")
             _fsync(tmp / _META)
             if final.exists():  # only with --fresh, or when a damaged entry is replaced
@@ -183,7 +188,7 @@ class StageCache:
             lock = self._lock(stage, key)
             with lock:
                 # Another run may have finished this entry while we waited for the lock.
-                if not fresh and (entry := self.load(stage, key)) is not None:
+                if not fresh and (entry := self.load(stage, key, report=False)) is not None:  # reported above
                     log.info("cache hit %s key=%s (written by a concurrent run)", name, key)
                     return entry
                 self._remove_leftovers(stage, key)
@@ -195,7 +200,7 @@ class StageCache:
                                      output.data)
                 try:
                     path = self._write(stage, key, output, seconds, spec)
-                except OSError as exc:
+                except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
                     raise _unwritable(self.root, exc) from None
         except filelock.Timeout:
             raise BenchError(f"timed out after {self.lock_timeout:.0f} s waiting for the cache lock of {name}",
@@ -205,8 +210,32 @@ class StageCache:
         return CacheEntry(stage, key, path, output, hit=False, seconds=seconds)
 
 
-def _unwritable(root: Path, exc: OSError) -> BenchError:
-    return BenchError(f"cannot write the stage cache at {root}: {exc.strerror or exc}",
+def meta_digest(meta: Mapping[str, Any]) -> str:
+    """The digest meta.json records of itself: of everything in it but that digest, as read back from JSON."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return json_digest(json.loads(json.dumps(body, allow_nan=False)))
+
+
+def _checked_meta(path: Path, stage: str, key: str) -> dict[str, Any]:
+    """meta.json, if it is one this cache wrote for this entry and nobody changed since; else ValueError."""
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta.json holds a {type(meta).__name__}, not an object")
+    if meta.get("cache_format") != CACHE_FORMAT:
+        raise ValueError(f"meta.json is of cache format {meta.get('cache_format')!r}, not {CACHE_FORMAT}")
+    if meta.get("key") != key or meta.get("stage") != stage:
+        raise ValueError("meta.json names another entry")
+    if meta.get("meta_sha256") != meta_digest(meta):
+        raise ValueError("meta.json does not match its own digest (edited or damaged)")
+    if not isinstance(meta.get("data"), dict) or not isinstance(meta.get("seconds"), int | float):
+        raise ValueError("meta.json lacks its data or seconds")
+    if meta.get("tensors_sha256") is not None and not isinstance(meta["tensors_sha256"], str):
+        raise ValueError("meta.json's tensors_sha256 is not a digest")
+    return meta
+
+
+def _unwritable(root: Path, exc: Exception) -> BenchError:
+    return BenchError(f"cannot write the stage cache at {root}: {getattr(exc, 'strerror', None) or exc}",
                       fix="set ASYRP_CACHE to a writable folder with free space")
 
 

@@ -37,6 +37,7 @@ from benchmark.outputs.results import (
     write_results,
     write_training,
 )
+from benchmark.outputs.run_folder import remove_dead_staging
 from benchmark.run.cache import CacheEntry
 from benchmark.run.runner import Runner
 from benchmark.run.stages import EDIT, INVERT, MEASURE, REPORT, TRAIN
@@ -206,6 +207,7 @@ def run_key(plan: SuitePlan) -> str:
 def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] = ()) -> Path:
     """Run every stage and write the run folder; returns its path."""
     started = utc_now()
+    remove_dead_staging(out)  # what killed runs into this --out left; never a live run's
     state = run_stages(plan, runner)
     gates = evaluate_gates(state.metrics, plan.references)
     for check in plan.extra_gates:

@@ -30,7 +30,7 @@ def test_key_changes_with_every_input():
     keys = {key(v) for v in variants}
     assert k0 not in keys and len(keys) == len(variants)
     # Independent reference: the key is the sha256 of the canonical JSON of exactly these fields.
-    assert k0 == json_digest({"cache_format": 1, **base})
+    assert k0 == json_digest({"cache_format": 2, **base})
     # Key order in the spec does not matter (canonical JSON).
     assert key({**base, "spec": {"b": 1, "a": 2}}) == key({**base, "spec": {"a": 2, "b": 1}})
 

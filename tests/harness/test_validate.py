@@ -43,14 +43,16 @@ def test_paper_table_on_this_machine_lists_everything_missing_with_fixes(registr
     assert "fix:" in report.render()
 
 
-def test_tiny_official_checkpoints_validate_clean_with_fixture_weights(registry, fixtures, tmp_path):
+def test_tiny_official_checkpoints_validate_with_fixture_weights_lists_only_the_misfit(registry, fixtures, tmp_path):
     _place_fixture_checkpoints(tmp_path / "w", fixtures)
     report = validate_suite("official-checkpoints", profile="tiny", registry=registry,
                             data_root=fixtures / "celebahq", weights_root=tmp_path / "w", out_dir=tmp_path / "out",
                             lock=LockFile.load(tmp_path / "lock.json"))
-    assert report.ok, report.render()
-    assert report.problems == []
-    assert report.checked == ["manifests", "device", "output folder", "disk", "weights", "dataset"]
+    # The released 512-channel f_t cannot edit with the profile's tiny 16-channel DDPM: that is the one problem,
+    # and `run` stops with it before any compute (the profile still serves fetch and lock).
+    assert [p.code for p in report.problems] == ["ft-checkpoint-misfit"], report.render()
+    assert "asyrp-ft-smiling@1" in report.problems[0].message and "without `--profile tiny`" in report.problems[0].fix
+    assert report.checked == ["manifests", "device", "output folder", "cache folder", "disk", "weights", "dataset"]
     assert report.manifest_digests["model:asyrp-ft-smiling@1"]
 
 
@@ -68,7 +70,7 @@ def test_wrong_digests_missing_data_and_unwritable_output_are_all_reported(regis
     report = validate_suite("official-checkpoints", profile="tiny", registry=registry, data_root=data,
                             weights_root=tmp_path / "w", out_dir=blocker / "out",
                             lock=LockFile.load(tmp_path / "lock.json"))
-    assert _codes(report) == {"weights-digest", "data-digest", "out-not-writable"}
+    assert _codes(report) == {"weights-digest", "data-digest", "out-not-writable", "ft-checkpoint-misfit"}
     by_code = {p.code: p for p in report.problems}
     assert "asyrp-ft-sad@1" in by_code["weights-digest"].fix and "000121.jpg" in by_code["data-digest"].message
 

@@ -31,9 +31,14 @@ def unknown_message(kind: str, name: str, choices: list[str], limit: int = 12) -
     return msg + f" ({len(choices)} available; `python run_all.py ls` lists them)"
 
 
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """`name@version` -> (name, version); a bare `name` gives version None (the latest)."""
-    m = _REF.match(ref or "")
+def parse_ref(ref: str, kind: str = "reference") -> tuple[str, int | None]:
+    """`name@version` -> (name, version); a bare `name` gives version None (the latest). `kind` names what the
+    reference is of, for the message when it is empty."""
+    if not (ref or "").strip():
+        also = " (`python run_all.py ls` lists them), or leave --suite out to run the default suite" \
+            if kind == "suite" else " (`python run_all.py ls` lists them)"
+        raise ManifestError(f"the {kind} name is empty", fix=f"pass a {kind} name, e.g. name@version{also}")
+    m = _REF.match(ref)
     if not m:
         raise ManifestError(f"reference {ref!r} is not of the form name@version (e.g. smiling@1)",
                             fix="write the reference as name@version, or a bare name for the latest version")
@@ -90,9 +95,9 @@ class ManifestRegistry:
 
     def get(self, kind: str, ref: str) -> LoadedManifest:
         """Resolve `name@version` (or bare `name` = latest version) of a kind."""
-        name, version = parse_ref(ref)
-        versions = self._by_kind[kind].get(name)
         label = kind.replace("_", " ")
+        name, version = parse_ref(ref, label)
+        versions = self._by_kind[kind].get(name)
         if not versions:
             raise UnknownNameError(unknown_message(label, ref, self.names(kind)),
                                    fix=f"use one of the {label} manifests under {self.root / _KIND_DIRS[kind]}/")

@@ -9,7 +9,6 @@ staging folder and swapped in, so a crash never leaves half a report.
 from __future__ import annotations
 
 import base64
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from benchmark.core.atomic import atomic_dir, write_text
+from benchmark.core.errors import BenchError
 from benchmark.outputs.ablation import split_arm
 from benchmark.outputs.report import figures
 from benchmark.outputs.report.tables import MetricTable, all_tables, write_tables
@@ -28,7 +28,9 @@ from benchmark.outputs.results import (
     load_per_image,
     load_results,
     load_training,
+    read_run_json,
 )
+from benchmark.outputs.run_folder import run_file
 
 REPORT_DIR = "report"
 GRID_FIXED_COLUMNS = ("original", "reconstruction")
@@ -60,11 +62,17 @@ def build_report(run_dir: str | Path) -> Report:
 
 # -- figures ---------------------------------------------------------------------------------------------------
 
-def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image
+def _read_png(run_dir: Path, relative: str) -> np.ndarray:
+    """A PNG that results.json names: inside the run folder (never a path out of it), present and decodable."""
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    path = run_file(run_dir, relative)
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BenchError(f"{path} is not a readable PNG ({exc})",
+                         fix="copy the run folder again from where it was made, or rerun the suite") from None
 
 
 def _figures(result: RunResult, rows: list[dict], run_dir: Path, folder: Path) -> list[Path]:
@@ -78,7 +86,7 @@ def _figures(result: RunResult, rows: list[dict], run_dir: Path, folder: Path) -
             if not attrs:
                 continue
             columns = [*GRID_FIXED_COLUMNS, *attrs]
-            images = {(img_id, col): _read_png(run_dir / rel)
+            images = {(img_id, col): _read_png(run_dir, rel)
                       for img_id, cells in result.grid_images.items() for col, rel in cells.items() if col in columns}
             written.append(figures.edit_grid(list(result.grid_images), columns, images,
                                              folder / f"edit_grid_{domain}.png", title=f"{result.suite}: {domain}"))
@@ -113,10 +121,10 @@ def _property_figures(run_dir: Path, folder: Path) -> list[Path]:
     path = run_dir / PROPERTIES_FILE
     if not path.is_file():
         return []
-    props = json.loads(path.read_text(encoding="utf-8"))
+    props = read_run_json(path)
     written = []
     for name, grid in props.get("grids", {}).items():
-        images = {(r, c): _read_png(run_dir / grid["cells"][i][j])
+        images = {(r, c): _read_png(run_dir, grid["cells"][i][j])
                   for i, r in enumerate(grid["rows"]) for j, c in enumerate(grid["cols"])}
         written.append(figures.edit_grid(grid["rows"], grid["cols"], images, folder / f"property_{name}.png",
                                          title=grid["title"]))

@@ -241,7 +241,9 @@ def build_bias_report(run_dir: str | Path, by: Sequence[str], attributes_file: s
 
     if not by:
         raise BenchError("no attribute to group by", fix="pass --by with CelebA attributes, e.g. --by Male Young")
-    run_dir = find_results_file(run_dir).parent
+    from benchmark.outputs.run_folder import require_finished
+
+    run_dir = find_results_file(require_finished(run_dir)).parent
     result = load_results(run_dir)
     table = read_attribute_table(attributes_file)
     for attribute in by:

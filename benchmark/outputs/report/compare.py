@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.outputs.results import load_results
+from benchmark.outputs.run_folder import require_finished
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ def _ci(mv) -> str:
 
 
 def compare_runs(a: str | Path, b: str | Path) -> Comparison:
-    ra, rb = load_results(a), load_results(b)
+    ra, rb = load_results(require_finished(a)), load_results(require_finished(b))
     rows, notes = [], []
     if ra.suite != rb.suite:
         notes.append(f"different suites: A is {ra.suite}, B is {rb.suite}")

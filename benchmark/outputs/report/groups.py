@@ -143,7 +143,15 @@ def image_refs(ids: Sequence[str], items: Mapping[str, Mapping] | None = None,
         index = item.get("celebahq_index")
         if index is None and mapping is not None and celeba_file is not None:
             index = mapping.get(celeba_file)
+            if index is None:
+                raise DataError(f"image {image_id} ({celeba_file}) is not in the mapping file",
+                                fix="pass the complete CelebA-HQ-to-CelebA-mapping.txt of the CelebA-HQ release")
         refs.append(ImageRef(image_id, celeba_file, None if index is None else int(index)))
+    if refs and all(r.celeba_file is None and r.celebahq_index is None for r in refs):
+        raise DataError(f"the run's images are not CelebA images (ids such as {refs[0].id!r}; neither a CelebA file "
+                        "nor a CelebA-HQ index), so CelebA attributes cannot group them",
+                        fix="run `bias` on a run of a CelebA-HQ suite (paper-table, official-checkpoints); a "
+                            "mapping file cannot help here")
     return refs
 
 

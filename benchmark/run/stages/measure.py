@@ -53,6 +53,8 @@ def measure_attribute(runner: Runner, plan_metric: MetricPlan, attribute: Attrib
             reconstruction=gather(test_inversions, "reconstruction"),
             source_text=attribute.source_prompt, target_text=attribute.target_prompt,
             ids=[it.id for it in items])
+        if hasattr(metric, "reuse_cache"):  # --fresh recomputes a metric's own cache too (FID's features)
+            metric.reuse_cache = not runner.fresh
         result = metric.compute(edit_set)
         # Set metrics (FID, KID) keep their feature sets, so the metric can be recomputed on subsets of the
         # images later (per group, `run_all.py bias`) without the images or the feature network.
