@@ -285,58 +285,80 @@ def read_verified(manifest: DatasetManifest, root: str | Path, *, distribution: 
                         fix="pass the folder, zip or LMDB folder that holds it (docs/data.md says where each "
                             "distribution comes from)")
     dist_name = pick_distribution(manifest, root, distribution)
-    dist = manifest.distributions[dist_name]
-    reader = open_source(root, dist.layout)
+    reader = open_source(root, manifest.distributions[dist_name].layout)
     key_prefix = dataset_key(manifest.ref, dist_name)
     try:
-        if manifest.items:
-            items = list(manifest.items)
-        else:
-            if dist_name != manifest.selection.distribution:
-                raise DataError(f"{manifest.ref} does not list its items yet, so its membership can only be taken "
-                                f"from the {manifest.selection.distribution!r} distribution by its rule "
-                                f"({manifest.selection.rule})",
-                                fix=f"pass the {manifest.selection.distribution} source (docs/data.md)")
-            items = select_by_rule(manifest, reader)
-            locked = lock.members(key_prefix) if lock is not None else None
-            ids = [it.id for it in items]
-            if locked is not None and locked != ids:
-                diff = sorted(set(ids) ^ set(locked))[:5]
-                raise DigestMismatchError(f"{reader.root}: the first {manifest.count} images by the rule differ from "
-                                          f"the membership recorded in {lock.path} (e.g. {diff})",
-                                          fix="use the same copy of the data as the first run, or delete the "
-                                              "lock entry if the recorded copy was wrong")
-            if locked is None and record and lock is not None:
-                lock.record_members(key_prefix, ids, source=str(reader.root))
+        items = _members(manifest, dist_name, reader, lock, record, key_prefix)
         if limit is not None:
             items = items[:limit]
-        blobs, digests, states, problems = [], {}, {}, []
-        for pos, item in enumerate(_progress(items, f"checking {manifest.ref}")):
-            key = item_key(dist, item, pos)
-            data = reader.read(key)
-            if data is None:
-                problems.append(DataError(f"missing: {reader.describe(key)} (item {item.id})"))
-                continue
-            actual = sha256_bytes(data)
-            try:
-                states[item.id] = check_digest(
-                    actual, pinned=item.sha256.get(dist_name), lock=lock, key=key_prefix, member=item.id,
-                    what=reader.describe(key), record=record, source=str(reader.root),
-                    fix="replace the file with the original (see docs/data.md), never edit the manifest to match")
-            except DigestMismatchError as e:
-                problems.append(e)
-                continue
-            digests[item.id] = actual
-            blobs.append(data)
+        blobs, digests, states, problems = _read_items(manifest, dist_name, reader, items, lock, record,
+                                                       key_prefix)
     finally:
         reader.close()
     if problems:
-        shown = "\n".join(f"  - {p.message}" for p in problems[:10])
-        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        cls = DigestMismatchError if all(isinstance(p, DigestMismatchError) for p in problems) else DataError
-        raise cls(f"{manifest.ref} ({dist_name}) from {root}: {len(problems)} of {len(items)} items failed the "
-                  f"checks:\n{shown}{more}", fix=problems[0].fix or "point at a complete, unmodified copy")
+        raise _problems_error(manifest, dist_name, root, items, problems)
     return dist_name, items, blobs, digests, states
+
+
+def _members(manifest: DatasetManifest, dist_name: str, reader, lock: LockFile | None, record: bool,
+             key_prefix: str) -> list[DatasetItem]:
+    """The manifest's items, or, for a manifest that lists none yet, the items its rule selects (checked against,
+    or recorded in, the lock file's membership)."""
+    if manifest.items:
+        return list(manifest.items)
+    if dist_name != manifest.selection.distribution:
+        raise DataError(f"{manifest.ref} does not list its items yet, so its membership can only be taken "
+                        f"from the {manifest.selection.distribution!r} distribution by its rule "
+                        f"({manifest.selection.rule})",
+                        fix=f"pass the {manifest.selection.distribution} source (docs/data.md)")
+    items = select_by_rule(manifest, reader)
+    locked = lock.members(key_prefix) if lock is not None else None
+    ids = [it.id for it in items]
+    if locked is not None and locked != ids:
+        diff = sorted(set(ids) ^ set(locked))[:5]
+        raise DigestMismatchError(f"{reader.root}: the first {manifest.count} images by the rule differ from "
+                                  f"the membership recorded in {lock.path} (e.g. {diff})",
+                                  fix="use the same copy of the data as the first run, or delete the "
+                                      "lock entry if the recorded copy was wrong")
+    if locked is None and record and lock is not None:
+        lock.record_members(key_prefix, ids, source=str(reader.root))
+    return items
+
+
+def _read_items(manifest: DatasetManifest, dist_name: str, reader, items: list[DatasetItem],
+                lock: LockFile | None, record: bool, key_prefix: str,
+                ) -> tuple[list[bytes], dict[str, str], dict[str, str], list[DataError]]:
+    """Every item's bytes and digest state; a missing file or a wrong digest is kept as a problem, not raised."""
+    dist = manifest.distributions[dist_name]
+    blobs, digests, states, problems = [], {}, {}, []
+    for pos, item in enumerate(_progress(items, f"checking {manifest.ref}")):
+        key = item_key(dist, item, pos)
+        data = reader.read(key)
+        if data is None:
+            problems.append(DataError(f"missing: {reader.describe(key)} (item {item.id})"))
+            continue
+        actual = sha256_bytes(data)
+        try:
+            states[item.id] = check_digest(
+                actual, pinned=item.sha256.get(dist_name), lock=lock, key=key_prefix, member=item.id,
+                what=reader.describe(key), record=record, source=str(reader.root),
+                fix="replace the file with the original (see docs/data.md), never edit the manifest to match")
+        except DigestMismatchError as e:
+            problems.append(e)
+            continue
+        digests[item.id] = actual
+        blobs.append(data)
+    return blobs, digests, states, problems
+
+
+def _problems_error(manifest: DatasetManifest, dist_name: str, root: Path, items: list[DatasetItem],
+                    problems: list[DataError]) -> DataError:
+    """One error listing the first ten problems: a digest mismatch when every problem is one, else a data error."""
+    shown = "\n".join(f"  - {p.message}" for p in problems[:10])
+    more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+    cls = DigestMismatchError if all(isinstance(p, DigestMismatchError) for p in problems) else DataError
+    return cls(f"{manifest.ref} ({dist_name}) from {root}: {len(problems)} of {len(items)} items failed the "
+               f"checks:\n{shown}{more}", fix=problems[0].fix or "point at a complete, unmodified copy")
 
 
 def load_dataset(manifest: DatasetManifest, root: str | Path, *, distribution: str | None = None,
