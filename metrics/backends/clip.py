@@ -79,7 +79,7 @@ class OpenClipEmbedder:
         return self.model.encode_text(tokens).float().cpu()
 
 
-def _build_openai_clip(model_name: str, weights: Path) -> torch.nn.Module:
+def build_openai_clip(model_name: str, weights: Path) -> torch.nn.Module:
     import open_clip
     from open_clip.model import build_model_from_openai_state_dict
 
@@ -102,7 +102,7 @@ def load_openai_clip(model_name: str, file_name: str):
 
         weights = weights_file_path(weights, file_name)
         try:
-            model = _build_openai_clip(model_name, weights)
+            model = build_openai_clip(model_name, weights)
         except (RuntimeError, KeyError) as err:
             raise BenchError(f"could not load {model_name} CLIP weights from {weights}: {err}",
                              fix="check that the file is the pinned checkpoint of this model") from err

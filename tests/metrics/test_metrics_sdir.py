@@ -69,14 +69,14 @@ def test_openai_torchscript_release_format_loads_into_open_clip(tmp_path):
     """OpenAI ships CLIP as TorchScript archives; the loader keeps only their tensors and rebuilds an open_clip CLIP."""
     import open_clip
 
-    from metrics.backends.clip import _build_openai_clip
+    from metrics.backends.clip import build_openai_clip
 
     cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2}}
     model = open_clip.CLIP(**cfg, quick_gelu=True).eval()
     image, text = torch.randn(2, 3, 32, 32), open_clip.tokenize(["face", "smiling face"])
     torch.jit.trace(model, (image, text), strict=False).save(str(tmp_path / "ViT-tiny.pt"))
-    rebuilt = _build_openai_clip("ViT-B-32", tmp_path / "ViT-tiny.pt").eval()
+    rebuilt = build_openai_clip("ViT-B-32", tmp_path / "ViT-tiny.pt").eval()
     # open_clip rebuilds OpenAI checkpoints with its OpenAI-style blocks (LayerNormFp32 etc.), which differ from the
     # traced model in the 4th decimal; a wrong weight mapping would give unrelated embeddings instead.
     with torch.no_grad():
