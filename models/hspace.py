@@ -54,16 +54,16 @@ class HSpaceUNet(nn.Module):
         self.precision = require_choice("precision", precision, list(PRECISIONS))
         self.layer = require_choice("h-space layer", layer, hspace_layers(unet))
         # number of up blocks that run in encode (before h): 0 for the mid block, k + 1 for "up{k}"
-        self._up_split = 0 if layer == MID_LAYER else int(layer[2:]) + 1
+        self.up_split = 0 if layer == MID_LAYER else int(layer[2:]) + 1
         self._encode_fn = self._encode
         self._decode_fn = self._decode
 
     # -- shapes ---------------------------------------------------------------------------------------------
     @property
     def h_channels(self) -> int:
-        if self._up_split == 0:
+        if self.up_split == 0:
             return int(self.unet.config.block_out_channels[-1])
-        return int(self.unet.up_blocks[self._up_split - 1].resnets[-1].out_channels)
+        return int(self.unet.up_blocks[self.up_split - 1].resnets[-1].out_channels)
 
     @property
     def learned_sigma(self) -> bool:
@@ -78,7 +78,7 @@ class HSpaceUNet(nn.Module):
         """Spatial size of h for the configured sample size: one halving per down block with a downsampler, one
         doubling per up block before h with an upsampler."""
         halvings = sum(getattr(b, "downsamplers", None) is not None for b in self.unet.down_blocks)
-        doublings = sum(getattr(b, "upsamplers", None) is not None for b in self.unet.up_blocks[:self._up_split])
+        doublings = sum(getattr(b, "upsamplers", None) is not None for b in self.unet.up_blocks[:self.up_split])
         return int(self.unet.config.sample_size) // 2 ** halvings * 2 ** doublings
 
     @property
@@ -136,12 +136,12 @@ class HSpaceUNet(nn.Module):
             sample, res = block(hidden_states=sample, temb=temb)
             skips += res
         h = unet.mid_block(sample, temb)
-        h, skips = _run_up_blocks(unet.up_blocks[:self._up_split], h, skips, temb)
+        h, skips = _run_up_blocks(unet.up_blocks[:self.up_split], h, skips, temb)
         return h, skips, temb
 
     def _decode(self, h: torch.Tensor, skips: tuple[torch.Tensor, ...], temb: torch.Tensor) -> torch.Tensor:
         unet = self.unet
-        sample, _ = _run_up_blocks(unet.up_blocks[self._up_split:], h, skips, temb)
+        sample, _ = _run_up_blocks(unet.up_blocks[self.up_split:], h, skips, temb)
         sample = unet.conv_act(unet.conv_norm_out(sample))
         return unet.conv_out(sample)
 

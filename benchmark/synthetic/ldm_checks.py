@@ -194,10 +194,8 @@ def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None
     target factor with the oracle on the edit and on the reconstruction. `clip` ((model, tokenizer)) and `oracle`
     default to the world's shipped ones."""
     import models
-    from benchmark.core.images import from_uint8, to_uint8
+    from benchmark.core.images import to_uint8
     from benchmark.core.runtime import generator
-    from benchmark.inputs.data import load_dataset
-    from benchmark.inputs.manifests import ManifestRegistry
     from benchmark.synthetic.attribute_shift import attribute_shift
     from benchmark.synthetic.attributes import ATTRIBUTES, CURVE_IMAGES
     from benchmark.synthetic.captions import NEUTRAL_PROMPT
@@ -208,11 +206,8 @@ def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None
     oracle = oracle or load_oracle(*shipped_file("synthetic-oracle"))
     # t_edit / t_boost for *this* model, by the authors' rule with the world's calibrated substitute distance
     times = _choose_times(model, oracle, clip_model, tokenizer, pixels[:CURVE_IMAGES], curve_reference, attributes)
-    train_manifest = ManifestRegistry().get("dataset", TRAIN_SET).manifest
-    train_px = from_uint8(load_dataset(train_manifest, REPO_ROOT, limit=n_train, record=False).images)
     t_edits = {a: times["attributes"][a]["t_edit"] for a in attributes}
-    train_inv = models.invert(model, train_px, N_STEPS, reference_steps=N_STEPS,
-                              reference_min_t=min(t_edits.values()), batch_size=32)
+    train_px, train_inv = _training_inversions(model, n_train, min(t_edits.values()))
     reference = oracle.measure(to_uint8(inv.reconstruction))[0]
     out = {}
     for name in attributes:
@@ -249,6 +244,21 @@ def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None
                        "rule": "the authors' rule with the synthetic world's calibrated oracle-trunk distance "
                                "instead of LPIPS (benchmark.synthetic.attributes)"}
     return out
+
+
+def _training_inversions(model, n_train: int, reference_min_t: int):
+    """The first `n_train` training faces (pixels in [-1, 1]) and their inversions with the reference trajectory
+    from `reference_min_t` up, which training needs."""
+    import models
+    from benchmark.core.images import from_uint8
+    from benchmark.inputs.data import load_dataset
+    from benchmark.inputs.manifests import ManifestRegistry
+
+    train_manifest = ManifestRegistry().get("dataset", TRAIN_SET).manifest
+    train_px = from_uint8(load_dataset(train_manifest, REPO_ROOT, limit=n_train, record=False).images)
+    train_inv = models.invert(model, train_px, N_STEPS, reference_steps=N_STEPS,
+                              reference_min_t=reference_min_t, batch_size=32)
+    return train_px, train_inv
 
 
 def _choose_times(model, oracle, clip_model, tokenizer, pixels, reference: str, attributes) -> dict[str, Any]:

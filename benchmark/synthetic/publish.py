@@ -99,11 +99,11 @@ def _file_to_ship(out: Path, name: str) -> Path:
     if name not in STORE_HALF:
         return src
     half = out / f"{name}.float16.safetensors"
-    _save_half(src, half)
+    save_half(src, half)
     return half
 
 
-def _save_half(src: Path, dest: Path) -> None:
+def save_half(src: Path, dest: Path) -> None:
     """Copy a safetensors file with its floating tensors cast to float16, keeping its metadata."""
     from safetensors import safe_open
 

@@ -163,11 +163,6 @@ def mouth_centre_line(x, factors: Factors, ident: _Identity):
     return FACE_CY + 0.33 - c * 0.09 + c * 0.16 * (1 - (x / w) ** 2)
 
 
-def _paint(canvas, labels, region, colour, label):
-    canvas[region] = colour
-    labels[region] = label
-
-
 def render_supersampled(factors: Factors, size: int = IMAGE_SIZE * SUPERSAMPLE) -> tuple[np.ndarray, np.ndarray]:
     """float RGB H×W×3 in [0, 1] and int labels H×W at the supersampled resolution."""
     ident = identity_details(factors.identity)
@@ -179,6 +174,36 @@ def render_supersampled(factors: Factors, size: int = IMAGE_SIZE * SUPERSAMPLE) 
 
     skin = np.array(skin_colour(factors.tan, factors.green))
     hair = np.array(hair_colour(factors.hair_colour))
+    painter = _Painter(canvas, labels, x, y, factors, ident)
+    face = _paint_head(painter, skin, hair)
+    _paint_eyes_and_brows(painter, hair * 0.7, face)
+    _paint_nose(painter, skin)
+    _paint_mouth(painter)
+    return np.clip(canvas, 0, 1), labels
+
+
+@dataclass(frozen=True)
+class _Painter:
+    """What every painting step reads: the canvas and label map it paints on, the grid, the face's factors."""
+
+    canvas: np.ndarray
+    labels: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    factors: Factors
+    ident: _Identity
+
+    def paint(self, region, colour, label: str) -> None:
+        self.canvas[region] = colour
+        self.labels[region] = CLASS_INDEX[label]
+
+
+EYE_Y = FACE_CY - 0.10
+
+
+def _paint_head(painter: _Painter, skin: np.ndarray, hair: np.ndarray) -> np.ndarray:
+    """Hair behind the head, neck, ears, face, mole and the hair on top; returns the face region."""
+    x, y, factors, ident = painter.x, painter.y, painter.factors, painter.ident
     rx, ry, cy = _face_rx(factors.face_shape), FACE_RY, FACE_CY
 
     # long hair behind the head
@@ -186,60 +211,65 @@ def render_supersampled(factors: Factors, size: int = IMAGE_SIZE * SUPERSAMPLE) 
     back_bottom = cy + 0.05 + 0.85 * length
     back = _ellipse(x, y, 0, cy - 0.05, rx + 0.07 + 0.08 * length, ry + 0.04) | (
         (np.abs(x) <= rx + 0.07 + 0.08 * length) & (y >= cy - 0.05) & (y <= back_bottom))
-    _paint(canvas, labels, back, hair, CLASS_INDEX["hair"])
+    painter.paint(back, hair, "hair")
 
     # neck, ears, face (the jaw narrows below the eyes, more for narrow faces)
     neck = (np.abs(x) <= 0.17 + 0.05 * factors.face_shape) & (y >= cy + 0.35)
-    _paint(canvas, labels, neck, skin * 0.88, CLASS_INDEX["skin"])
+    painter.paint(neck, skin * 0.88, "skin")
     for side in (-1, 1):
         ear = _ellipse(x, y, side * rx * 0.98, cy - 0.02, ident.ear_size, ident.ear_size * 1.6)
-        _paint(canvas, labels, ear, skin * 0.93, CLASS_INDEX["skin"])
+        painter.paint(ear, skin * 0.93, "skin")
     narrowing = 1 - (0.18 + ident.jaw * 0.3) * (1 - factors.face_shape) * np.clip((y - cy) / ry, 0, 1)
     face = ((x / (rx * narrowing)) ** 2 + ((y - cy) / ry) ** 2) <= 1.0
     shade = 1 - 0.10 * np.clip(((x / rx) ** 2 + ((y - cy) / ry) ** 2), 0, 1)
-    canvas[face] = skin * shade[face][:, None]
-    labels[face] = CLASS_INDEX["skin"]
+    painter.canvas[face] = skin * shade[face][:, None]
+    painter.labels[face] = CLASS_INDEX["skin"]
     if ident.mole is not None:
         mx, my = ident.mole
-        _paint(canvas, labels, _ellipse(x, y, mx * rx / 0.45, cy + my, 0.025, 0.025) & face, skin * 0.45,
-               CLASS_INDEX["skin"])
+        painter.paint(_ellipse(x, y, mx * rx / 0.45, cy + my, 0.025, 0.025) & face, skin * 0.45, "skin")
 
     # hair on top: the scalp above a hairline with a side parting and a fringe
     hairline = cy - 0.30 + ident.fringe * (1 - np.abs(x - ident.parting)) - 0.10 * np.abs(x) ** 2
     cap = _ellipse(x, y, 0, cy - 0.02, rx + 0.06, ry + 0.06) & (y <= hairline) & (y <= cy - 0.05 + 0.0 * x)
-    _paint(canvas, labels, cap, hair, CLASS_INDEX["hair"])
+    painter.paint(cap, hair, "hair")
+    return face
 
-    # eyes (white, iris, pupil) and brows
-    ey = cy - 0.10
+
+def _paint_eyes_and_brows(painter: _Painter, brow_colour: np.ndarray, face: np.ndarray) -> None:
+    """Eyes (white, iris, pupil) and brows (clipped to the face)."""
+    x, y, factors, ident = painter.x, painter.y, painter.factors, painter.ident
+    ey = EYE_Y
     ex = 0.15 + 0.10 * factors.eye_spacing
     erx = 0.07 + 0.045 * factors.eye_size
     ery = 0.55 * erx
     iris = np.array(ident.iris)
-    brow_colour = hair * 0.7
     for side in (-1, 1):
         white = _ellipse(x, y, side * ex, ey, erx, ery)
-        _paint(canvas, labels, white, EYE_WHITE, CLASS_INDEX["eye"])
-        _paint(canvas, labels, _ellipse(x, y, side * ex, ey, ery * 0.95, ery * 0.95) & white, iris,
-               CLASS_INDEX["eye"])
-        _paint(canvas, labels, _ellipse(x, y, side * ex, ey, ery * 0.45, ery * 0.45) & white, PUPIL,
-               CLASS_INDEX["eye"])
+        painter.paint(white, EYE_WHITE, "eye")
+        painter.paint(_ellipse(x, y, side * ex, ey, ery * 0.95, ery * 0.95) & white, iris, "eye")
+        painter.paint(_ellipse(x, y, side * ex, ey, ery * 0.45, ery * 0.45) & white, PUPIL, "eye")
         brow_y = ey - ery - 0.06 - ident.brow_lift + side * ident.brow_tilt * (x - side * ex)
         brow = (np.abs(x - side * ex) <= erx * 1.1) & (np.abs(y - brow_y) <= ident.brow_thickness / 2)
-        _paint(canvas, labels, brow & face, brow_colour, CLASS_INDEX["brow"])
+        painter.paint(brow & face, brow_colour, "brow")
 
-    # nose: a narrow wedge, darker than the skin
-    top, bottom = ey + 0.04, ey + 0.04 + ident.nose_length
+
+def _paint_nose(painter: _Painter, skin: np.ndarray) -> None:
+    """A narrow wedge below the eyes, darker than the skin."""
+    x, y, ident = painter.x, painter.y, painter.ident
+    top, bottom = EYE_Y + 0.04, EYE_Y + 0.04 + ident.nose_length
     frac = np.clip((y - top) / (bottom - top), 0, 1)
     nose = (y >= top) & (y <= bottom) & (np.abs(x) <= ident.nose_width * (0.3 + 0.7 * frac))
-    _paint(canvas, labels, nose, skin * 0.78, CLASS_INDEX["nose"])
+    painter.paint(nose, skin * 0.78, "nose")
 
-    # mouth: a thick dark-red crescent around the curved centre line
+
+def _paint_mouth(painter: _Painter) -> None:
+    """A thick dark-red crescent around the curved centre line."""
+    x, y, factors, ident = painter.x, painter.y, painter.factors, painter.ident
     w = ident.mouth_width
     centre = mouth_centre_line(x, factors, ident)
     half = 0.055 * (1 - 0.55 * (x / w) ** 2) * (1 + 0.25 * abs(factors.mouth_curvature))
     mouth = (np.abs(x) <= w) & (np.abs(y - centre) <= half)
-    _paint(canvas, labels, mouth, MOUTH_COLOUR, CLASS_INDEX["mouth"])
-    return np.clip(canvas, 0, 1), labels
+    painter.paint(mouth, MOUTH_COLOUR, "mouth")
 
 
 def render(factors: Factors, size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:

@@ -119,7 +119,7 @@ def test_each_arm_has_its_own_f_t_optimiser_and_cache_key(engine_setup):
     plans = _arms()
     assert [p.name for p in plans] == ["smiling[conv]", "smiling[pixel-channel]", "smiling[pc-lr]",
                                        "smiling[pc-wide]"]
-    configs = [engine._train_config(p) for p in plans]
+    configs = [engine.train_config(p) for p in plans]
     assert [(c.optimizer, c.lr) for c in configs] == [("sgd", 0.5), ("adam", M.trainer.DEFAULT_LR["adam"]),
                                                       ("sgd", 3e-3), ("adam", M.trainer.DEFAULT_LR["adam"])]
     train_specs = [json.dumps(engine.spec_for("train", p), sort_keys=True, default=str) for p in plans]
@@ -127,7 +127,7 @@ def test_each_arm_has_its_own_f_t_optimiser_and_cache_key(engine_setup):
     assert len(set(train_specs)) == 4  # the lr alone, or the options alone (heads), change the key
     assert len(set(edit_specs)) == 3  # an edit's key also holds its trained f_t's key (upstream), not the lr
     assert engine.spec_for("train", plans[3])["ft_options"]["heads"] == 4
-    assert isinstance(engine._new_ft(plans[1]), M.TransformerFt) and isinstance(engine._new_ft(plans[0]), M.DeltaBlock)
+    assert isinstance(engine.new_ft(plans[1]), M.TransformerFt) and isinstance(engine.new_ft(plans[0]), M.DeltaBlock)
 
 
 def test_a_transformer_arm_trains_and_edits_through_the_engine(engine_setup):

@@ -57,7 +57,7 @@ def test_every_layer_decodes_to_unet_forward_and_puts_delta_h_at_that_block(conf
         edited = hs.decode(h + delta, skips, temb)
         assert (edited - _hooked_forward(unet, layer, x, t, delta)).abs().max() <= 1e-5
         assert (edited - unet(x, t).sample).abs().max() > 1e-3  # the Δh really reached ε
-    consumed = sum(len(b.resnets) for b in unet.up_blocks[:hs._up_split])
+    consumed = sum(len(b.resnets) for b in unet.up_blocks[:hs.up_split])
     total = 1 + sum(len(b.resnets) + (b.downsamplers is not None) for b in unet.down_blocks)
     assert len(skips) == total - consumed
 

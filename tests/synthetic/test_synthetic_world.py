@@ -112,12 +112,12 @@ def test_publish_stores_half_precision_with_metadata(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from benchmark.synthetic.publish import _save_half
+    from benchmark.synthetic.publish import save_half
 
     src, dest = tmp_path / "m.safetensors", tmp_path / "half.safetensors"
     weights = {"w": torch.tensor([1.0, 1 / 3, -2.5e-8]), "steps": torch.tensor([3], dtype=torch.int64)}
     save_file(weights, str(src), metadata={"info": "{\"step\": 3}"})
-    _save_half(src, dest)
+    save_half(src, dest)
     with safe_open(str(dest), framework="pt") as f:
         assert f.metadata() == {"info": "{\"step\": 3}"}
         w, steps = f.get_tensor("w"), f.get_tensor("steps")
@@ -127,7 +127,7 @@ def test_publish_stores_half_precision_with_metadata(tmp_path):
 
     save_file({"w": torch.tensor([1.0, 70000.0])}, str(src))  # beyond float16's 65504: refused, nothing written
     with pytest.raises(BenchError, match="do not fit float16"):
-        _save_half(src, tmp_path / "overflow.safetensors")
+        save_half(src, tmp_path / "overflow.safetensors")
     assert not (tmp_path / "overflow.safetensors").exists()
 
 
@@ -151,7 +151,7 @@ def test_publish_checks_the_limit_on_the_bytes_it_will_ship(tmp_path, monkeypatc
     save_file({"w": torch.ones(1000)}, str(out / "clip.safetensors"))
     dest = repo / P.ASSETS / "clip.safetensors"
 
-    P._save_half(out / "clip.safetensors", tmp_path / "reference.safetensors")
+    P.save_half(out / "clip.safetensors", tmp_path / "reference.safetensors")
     exact = (tmp_path / "reference.safetensors").stat().st_size  # header included: more than half the float32 file
     monkeypatch.setattr(P, "MAX_TOTAL_BYTES", exact - 1)
     with pytest.raises(BenchError, match="would total"):

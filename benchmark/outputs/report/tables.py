@@ -74,42 +74,9 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
         domain = result.attributes[attr].domain if attr in result.attributes else ""
         num = {"attribute": attr, "domain": domain}
         disp = {"Attribute": attr, "Domain": domain}
-        banded = []
-        for col in columns:
-            ref = lookup.get((metric, attr, col))
-            label = REFERENCE_COLUMNS.get(col, col)
-            if ref is not None and ref.band is not None:
-                banded.append(ref)
-            if col in BAND_ONLY_COLUMNS:
-                continue
-            num[col] = ref.value if ref else None
-            if ref is not None and ref.variant:
-                num[f"{col}_variant"] = ref.variant
-            disp[label] = (NOT_REPORTED if ref is not None and ref.value is None
-                           else _fmt(ref.value if ref else None))
-        num.update(mean=mv.mean, ci_low=mv.ci_low, ci_high=mv.ci_high, n=mv.n)
-        disp[f"This run {arrow}"] = f"{_fmt(mv.mean)} [{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]"
-        for var in variants:
-            agg = mv.variants.get(var)
-            num[f"{var}_mean"] = agg.mean if agg else None
-            num[f"{var}_ci_low"] = agg.ci_low if agg else None
-            num[f"{var}_ci_high"] = agg.ci_high if agg else None
-            disp[f"This run ({var})"] = f"{_fmt(agg.mean)} [{_fmt(agg.ci_low)}, {_fmt(agg.ci_high)}]" if agg else "—"
-        disp["N"] = str(mv.n)
-        verdicts, bands = [], []
-        for ref in banded:
-            gate = gate_by_name.get(ref.gate_name())
-            on = f" on {ref.variant}" if ref.variant else ""
-            bands.append(f"{ref.band.describe()}{on} ({REFERENCE_COLUMNS.get(ref.column, ref.column)})")
-            if not ref.gated:
-                verdicts.append("not gated")
-            else:
-                verdicts.append("—" if gate is None else ("PASS" if gate.passed else "FAIL"))
-            num[f"band_{ref.column}_low"] = ref.band.low
-            num[f"band_{ref.column}_high"] = ref.band.high
-            num[f"passed_{ref.column}"] = None if gate is None else gate.passed
-        disp["Band"] = "; ".join(bands) or "—"
-        disp["Verdict"] = " / ".join(verdicts) or "—"
+        banded = _reference_cells(num, disp, [lookup.get((metric, attr, col)) for col in columns], columns)
+        _value_cells(num, disp, mv, arrow, variants)
+        _band_cells(num, disp, banded, gate_by_name)
         for code, ids in mv.flags.items():
             notes.append(f"{attr}: {code} on {len(ids)} of {mv.n} images")
         num_rows.append(num)
@@ -117,7 +84,66 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
 
     spec_name = first.spec.get("metric") or first.spec.get("name") or metric  # e.g. sdir@1
     title = f"{metric} {arrow} ({spec_name})"
-    grouped: dict[str, list[str]] = {}  # one note per distinct text, naming the attributes it covers
+    notes += _reference_notes(result, metric)
+    if metric.startswith("sdir") or str(spec_name).startswith("sdir"):
+        notes.insert(0, SDIR_CAVEAT)
+    if result.not_for_reporting:
+        notes.insert(0, "NOT FOR REPORTING: run with --limit (a subset of the images).")
+    return MetricTable(metric, title, pd.DataFrame(num_rows), pd.DataFrame(disp_rows), _dedupe(notes))
+
+
+def _reference_cells(num: dict, disp: dict, refs: list[ReferenceValue | None], columns: list[str],
+                     ) -> list[ReferenceValue]:
+    """One row's reference columns (`refs[i]` is column i's value, or None); returns the references with a band."""
+    banded = []
+    for col, ref in zip(columns, refs, strict=True):
+        label = REFERENCE_COLUMNS.get(col, col)
+        if ref is not None and ref.band is not None:
+            banded.append(ref)
+        if col in BAND_ONLY_COLUMNS:
+            continue
+        num[col] = ref.value if ref else None
+        if ref is not None and ref.variant:
+            num[f"{col}_variant"] = ref.variant
+        disp[label] = (NOT_REPORTED if ref is not None and ref.value is None
+                       else _fmt(ref.value if ref else None))
+    return banded
+
+
+def _value_cells(num: dict, disp: dict, mv: MetricValue, arrow: str, variants: list[str]) -> None:
+    """One row's value of this run, its variants, and N."""
+    num.update(mean=mv.mean, ci_low=mv.ci_low, ci_high=mv.ci_high, n=mv.n)
+    disp[f"This run {arrow}"] = f"{_fmt(mv.mean)} [{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]"
+    for var in variants:
+        agg = mv.variants.get(var)
+        num[f"{var}_mean"] = agg.mean if agg else None
+        num[f"{var}_ci_low"] = agg.ci_low if agg else None
+        num[f"{var}_ci_high"] = agg.ci_high if agg else None
+        disp[f"This run ({var})"] = f"{_fmt(agg.mean)} [{_fmt(agg.ci_low)}, {_fmt(agg.ci_high)}]" if agg else "—"
+    disp["N"] = str(mv.n)
+
+
+def _band_cells(num: dict, disp: dict, banded: list[ReferenceValue], gate_by_name: dict) -> None:
+    """One row's bands and verdicts (PASS/FAIL from the run's gates, "not gated" for a reported-only band)."""
+    verdicts, bands = [], []
+    for ref in banded:
+        gate = gate_by_name.get(ref.gate_name())
+        on = f" on {ref.variant}" if ref.variant else ""
+        bands.append(f"{ref.band.describe()}{on} ({REFERENCE_COLUMNS.get(ref.column, ref.column)})")
+        if not ref.gated:
+            verdicts.append("not gated")
+        else:
+            verdicts.append("—" if gate is None else ("PASS" if gate.passed else "FAIL"))
+        num[f"band_{ref.column}_low"] = ref.band.low
+        num[f"band_{ref.column}_high"] = ref.band.high
+        num[f"passed_{ref.column}"] = None if gate is None else gate.passed
+    disp["Band"] = "; ".join(bands) or "—"
+    disp["Verdict"] = " / ".join(verdicts) or "—"
+
+
+def _reference_notes(result: RunResult, metric: str) -> list[str]:
+    """One note per distinct provenance or band rationale of the metric's references, naming the attributes."""
+    grouped: dict[str, list[str]] = {}
     for ref in result.references:
         if ref.metric != metric:
             continue
@@ -126,14 +152,11 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
             grouped.setdefault(f"{col}: {ref.provenance}", []).append(ref.attribute)
         if ref.band is not None and ref.band_rationale:
             grouped.setdefault(f"Band vs {col}: {ref.band_rationale}", []).append(ref.attribute)
+    notes = []
     for text, attrs in grouped.items():
         head, _, body = text.partition(": ")
         notes.append(f"{head} ({', '.join(dict.fromkeys(attrs))}): {body}")
-    if metric.startswith("sdir") or str(spec_name).startswith("sdir"):
-        notes.insert(0, SDIR_CAVEAT)
-    if result.not_for_reporting:
-        notes.insert(0, "NOT FOR REPORTING: run with --limit (a subset of the images).")
-    return MetricTable(metric, title, pd.DataFrame(num_rows), pd.DataFrame(disp_rows), _dedupe(notes))
+    return notes
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -70,7 +70,7 @@ class AsyrpEngine:
                     "reference_min_t": self.reference_min_t}
         if stage == "train":
             name, options = self._ft_for(attribute)
-            return {**model, "ft": name, "ft_options": options, "config": self._train_config(attribute).model_dump()}
+            return {**model, "ft": name, "ft_options": options, "config": self.train_config(attribute).model_dump()}
         if stage == "load":
             return {"ft": self.ft_name}
         if stage == "edit":
@@ -97,7 +97,8 @@ class AsyrpEngine:
         return tensors
 
     # -- train ---------------------------------------------------------------------------------------------------
-    def _train_config(self, attribute: AttributePlan):
+    def train_config(self, attribute: AttributePlan):
+        """The attribute's `models.TrainConfig`: its settings, and its f_t arm's optimiser and lr, else the suite's."""
         import models
 
         s = self.train_settings or TrainSettings()
@@ -116,7 +117,8 @@ class AsyrpEngine:
             return attribute.ft.name, dict(attribute.ft.options)
         return self.ft_name, dict(self.ft_options)
 
-    def _new_ft(self, attribute: AttributePlan | None = None) -> torch.nn.Module:
+    def new_ft(self, attribute: AttributePlan | None = None) -> torch.nn.Module:
+        """A freshly initialised f_t (the attribute's arm's, else the engine's), seeded with the train seed."""
         import models
 
         unet = self.model.unet
@@ -131,9 +133,9 @@ class AsyrpEngine:
         if self.clip_loss is None:
             raise RuntimeError("this engine has no CLIP loss; it can only load released f_t")
         inversion = models.Inversion.from_tensors(inversions, self._inversion_meta(with_reference=True))
-        config = self._train_config(attribute)
+        config = self.train_config(attribute)
         loss = self.clip_loss(attribute.source_prompt, attribute.target_prompt)
-        result = models.train_ft(self.model, self._new_ft(attribute), loss, x0, inversion, config,
+        result = models.train_ft(self.model, self.new_ft(attribute), loss, x0, inversion, config,
                                  progress=self.progress)
         steps = result.history.steps
         name, options = self._ft_for(attribute)
@@ -159,7 +161,7 @@ class AsyrpEngine:
                 ) -> torch.nn.Module:
         """The f_t of this attribute (its ablation arm's, else the engine's) with the given weights, on the model's
         device, in eval mode."""
-        ft = self._new_ft(attribute).to(self.model.device)
+        ft = self.new_ft(attribute).to(self.model.device)
         ft.load_state_dict({k: v.to(self.model.device) for k, v in ft_state.items()}, strict=True)
         return ft.eval()
 
