@@ -9,6 +9,7 @@ from metrics_helpers import load_fixture_images
 from benchmark.core.errors import DigestMismatchError
 from metrics import EditSet, get_metric
 from metrics.backends.identity import DCLIP_BOX_256, dclip_box, dclip_crop, export_tiny_arcface
+from metrics.backends.registry import clear_loaded_backends
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,7 @@ def test_arcface_with_dlib_landmark_alignment(faces, tiny_arcface_onnx):
 
 def test_tiny_random_arcface_backend_needs_no_file(faces, tmp_path, monkeypatch):
     monkeypatch.setenv("ASYRP_CACHE", str(tmp_path))
+    clear_loaded_backends()  # an earlier test may have loaded it under another cache root
     edits = EditSet(edited=faces[[0, 1]], original=faces[[0, 0]])
     result = get_metric("id@1", backend="tiny-arcface-random", device="cpu", bootstrap_resamples=10).compute(edits)
     assert result.per_image["value"][0] == pytest.approx(1.0, abs=1e-6) and result.per_image["value"][1] < 1.0
