@@ -25,8 +25,12 @@ def build(request: RunRequest):
 
     engine = standins.ShiftEngine(float(os.environ.get("STANDIN_SLEEP", "0")), os.environ.get("STANDIN_LOG"))
     plan = standins.plan(int(os.environ.get("STANDIN_N", "6")), engine=engine, shifts=SHIFTS, batch_size=1,
-                         references=[ReferenceValue(metric="shift", attribute="pixar", column="paper", value=0.1,
-                                                    band=Band(low=0.05, high=0.15), provenance="stand-in")])
+                         references=[ReferenceValue(metric="shift", attribute="pixar", column="known-answer", value=None,
+                                                    band=Band(low=0.05, high=0.15), provenance="stand-in",
+                                                    kind="known_answer"),
+                                     # a claim that never holds: reported, it must never fail a run
+                                     ReferenceValue(metric="shift", attribute="smiling", column="paper", value=0.1,
+                                                    band=Band(low=10.0), provenance="stand-in")])
     plan.attributes = select_attributes(plan.attributes, request.attributes)
     plan.images = apply_limit(plan.images, request.limit)
     plan.limit = request.limit

@@ -11,12 +11,19 @@ reruns are bit-identical); the CI term covers float differences on another machi
 BLAS), which are far smaller than the sampling noise over the images, so a change of a tenth of the CI half-width
 is one no statistical comparison could see yet any real code change (a changed loss, step, metric) shows up
 as a larger one; the floor covers scores with no CI (a single number such as Δh = 0's max difference).
+
+CPU numerics depend on the intra-op thread count (a reduction split over two threads adds in another order), and
+a thread count's difference moves a 4-image ratio by more than a tenth of its CI. So a baseline is made with a
+fixed thread count (`BASELINE_THREADS`, pinned while `baseline create` runs) and records it; a check of a run made
+with another count is refused with the fix, never reported as a regression. CI runs the check with
+`OMP_NUM_THREADS=1`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +34,7 @@ from benchmark.outputs.results import RunResult, load_results
 from benchmark.outputs.run_folder import require_finished
 
 BASELINE_SCHEMA = 1
+BASELINE_THREADS = 1  # torch's intra-op threads for baseline runs and the runs checked against them
 
 
 class _Frozen(BaseModel):
@@ -64,6 +72,7 @@ class Baseline(_Frozen):
     schema_version: int = BASELINE_SCHEMA
     suite: str
     profile: str | None
+    threads: int | None = None  # the runs' intra-op thread count (None: a baseline from before it was recorded)
     policy: TolerancePolicy
     scores: dict[str, dict[str, BaselineScore]]  # attribute -> metric key -> score
     provenance: Provenance
@@ -101,6 +110,10 @@ def make_baseline(results: Sequence[RunResult], *, run_names: Sequence[str], com
     for r in results[1:]:
         if (r.suite, r.run.profile) != (first.suite, first.run.profile):
             raise BenchError("the runs are of different suites or profiles", fix="make a baseline from reruns")
+    threads = {run_threads(r) for r in results}
+    if len(threads) > 1:
+        raise BenchError(f"the runs used different thread counts ({sorted(threads, key=str)})",
+                         fix=f"rerun them with OMP_NUM_THREADS={BASELINE_THREADS}")
     scores: dict[str, dict[str, BaselineScore]] = {}
     identical = True
     for attr, per in first.metrics.items():
@@ -118,7 +131,27 @@ def make_baseline(results: Sequence[RunResult], *, run_names: Sequence[str], com
                       created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
                       packages=first.run.packages, device=first.run.device, runs=list(run_names),
                       bit_identical=identical, command=command)
-    return Baseline(suite=first.suite, profile=first.run.profile, policy=policy, scores=scores, provenance=prov)
+    return Baseline(suite=first.suite, profile=first.run.profile, threads=run_threads(first), policy=policy,
+                    scores=scores, provenance=prov)
+
+
+def run_threads(result: RunResult) -> int | None:
+    """The intra-op thread count a run recorded (`run.device.threads`; CPU runs only)."""
+    threads = result.run.device.get("threads")
+    return int(threads) if isinstance(threads, int) else None
+
+
+@contextlib.contextmanager
+def pinned_threads(n: int = BASELINE_THREADS) -> Iterator[None]:
+    """torch's intra-op thread count fixed to `n` while the baseline's runs compute, the previous one after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def require_runs_of(results: Sequence[RunResult], run_names: Sequence[str], *, suite: str,
@@ -142,6 +175,10 @@ def check_against(result: RunResult, baseline: Baseline) -> list[Violation]:
     if (result.suite, result.run.profile) != (baseline.suite, baseline.profile):
         raise BenchError(f"the run is {result.suite} (profile {result.run.profile}), the baseline is for "
                          f"{baseline.suite} (profile {baseline.profile})", fix="compare runs of the same suite")
+    if baseline.threads is not None and run_threads(result) not in (None, baseline.threads):
+        raise BenchError(f"the run computed with {run_threads(result)} intra-op threads, the baseline with "
+                         f"{baseline.threads}: CPU numerics depend on the thread count, so the scores are not "
+                         "comparable", fix=f"rerun with OMP_NUM_THREADS={baseline.threads}")
     out = []
     for attr, per in baseline.scores.items():
         for key, b in per.items():

@@ -7,9 +7,10 @@ f_t and edits, plus the h-space properties on the first `n_images` test images, 
 
 - a value in `results.metrics[<attribute>][<key>]` (mean, 95% bootstrap CI, N),
 - a reference in the measure's column (`known-answer`, or `paper-claim` for the CLIP projection on real faces)
-  with its band (so the tables show band and verdict), and
-- a gate when the band gates, so `run --gate` exits 1 when it fails; an ungated band adds a run note. A failing
-  check is a finding, reported with its value; bands are never moved to make a check pass.
+  with its band and the check's kind (so the tables show band and verdict), and
+- a verdict (`Gate`) of the check's kind when the band has an end: a known answer passes or fails, and
+  `run --gate` exits 1 when one fails; a claim holds or does not hold in this world and never fails a run. A
+  failing check is a finding, reported with its value; bands are never moved to make a check pass.
 
 The figure data of the property experiments (`figure_data`) goes to `RunState.properties`.
 """
@@ -44,8 +45,8 @@ def _metric_value(outcome: Outcome, check, measure: FactorMeasure) -> MetricValu
 def _reference(outcome: Outcome, check, measure: FactorMeasure) -> ReferenceValue:
     band = check.band
     return ReferenceValue(metric=outcome.key, attribute=outcome.attribute, column=measure.column, value=None,
-                          provenance=measure.provenance, band=band.interval(), gated=band.gate,
-                          band_rationale=band.rationale, settings=dict(check.options))
+                          provenance=measure.provenance, band=band.interval(), gated=check.has_verdict,
+                          kind=check.kind, band_rationale=band.rationale, settings=dict(check.options))
 
 
 @dataclass
@@ -80,11 +81,6 @@ class KnownAnswerGates:
                     raise ValueError(f"known-answer check {check.check} gave {outcome.value.mean}")
                 values.setdefault(outcome.attribute, {})[outcome.key] = _metric_value(outcome, check, self.measure)
                 refs.append(_reference(outcome, check, self.measure))
-                if not check.band.gate:
-                    reached = check.band.contains(outcome.value.mean)
-                    state.notes.append(f"{self.measure.column} {outcome.key}/{outcome.attribute} (not gated): "
-                                            f"{outcome.value.mean:.4g}, band {refs[-1].band.describe()}: "
-                                            f"{'reached' if reached else 'NOT reached'}")
             if self.spec.combination and all(ctx.has(a) for a in self.spec.combination):
                 ctx.combination()  # its 2-D grid is a figure even when no check reads it
             for attribute in t_edit_sweep_attributes(self.spec):

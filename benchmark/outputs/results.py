@@ -6,7 +6,8 @@ Stable fields (outside tools read them; changing one means a new `schema_version
 - `run.git_sha` (+ `run.git_dirty`), `run.manifest_digests`, `run.weight_digests`, `run.seeds`, `run.packages`,
   `run.device`, `run.stage_seconds`, `run.started_at`, `run.ended_at`;
 - `metrics[attribute][metric]` with `mean`, `ci_low`, `ci_high`, `n`, `spec` (and `std`, `variants`, `flags`);
-- `gates`: a list of `{name, value, band, passed}`.
+- `gates`: a list of `{name, kind, value, band, passed}`; `kind` is `known_answer` (it can fail a run: `run --gate`)
+  or `claim` (a paper's claim under test: `passed` says whether it holds in this world; it never fails a run).
 
 A run folder is `<out>/<suite name>/<UTC time>-<short key>/` with `results.json`, `per_image.jsonl` and the report.
 It is assembled in a temp folder and renamed into place, so a folder that exists is complete, and a new run
@@ -71,11 +72,24 @@ class MetricValue(_Frozen):
                              fix="fix the `variant` of the paper value or gate") from None
 
 
+VerdictKind = Literal["known_answer", "claim"]
+KNOWN_ANSWER: VerdictKind = "known_answer"
+CLAIM: VerdictKind = "claim"
+
+
 class Gate(_Frozen):
+    """One verdict. A known answer passes or fails (and fails `run --gate`); a claim holds or does not hold."""
+
     name: str
+    # Results written before verdicts had kinds: every gate could fail a run, as a known answer does now.
+    kind: VerdictKind = KNOWN_ANSWER
     value: float | None  # None: the value could not be computed (the gate then fails)
     band: Band
     passed: bool
+
+    @property
+    def is_known_answer(self) -> bool:
+        return self.kind == KNOWN_ANSWER
 
 
 # Reference columns that carry a band but no value (benchmark.checks.known_answers): the synthetic world's known answers,
@@ -94,7 +108,8 @@ class ReferenceValue(_Frozen):
     value: float | None
     provenance: str = ""
     band: Band | None = None
-    gated: bool = True  # False: the band is shown in tables but never fails a run (e.g. an unknown scale)
+    gated: bool = True  # False: the band is shown in tables only, with no verdict (e.g. an unknown scale)
+    kind: VerdictKind = CLAIM  # a paper's or a study's value is a claim; a world's known answer says so
     band_rationale: str = ""
     variant: str | None = None  # None: the metric's primary value
     std: float | None = None
@@ -149,6 +164,16 @@ class RunResult(_Frozen):
 
     def failed_gates(self) -> list[Gate]:
         return [g for g in self.gates if not g.passed]
+
+    def known_answers(self) -> list[Gate]:
+        return [g for g in self.gates if g.kind == KNOWN_ANSWER]
+
+    def claims(self) -> list[Gate]:
+        return [g for g in self.gates if g.kind == CLAIM]
+
+    def failed_known_answers(self) -> list[Gate]:
+        """What `run --gate` fails on: a claim that does not hold is a finding, never a failed run."""
+        return [g for g in self.known_answers() if not g.passed]
 
 
 # -- identity of a run ----------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from benchmark.outputs.results import (
 )
 from benchmark.outputs.run_folder import remove_dead_staging
 from benchmark.run.cache import CacheEntry
+from benchmark.run.label_maps import save_label_maps
 from benchmark.run.runner import Runner
 from benchmark.run.stages import EDIT, INVERT, MEASURE, REPORT, TRAIN
 from benchmark.run.stages.edit import edit_attribute
@@ -230,6 +231,7 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
 
     with RunFolder(final) as folder:
         grid = save_grid_images(state, folder.staging)
+        save_label_maps(state, folder.staging)  # the parser's maps behind SC, for the segmentation figure
         write_feature_sets(folder.staging, [it.id for it in plan.images], feature_sets(state))
         save_properties(state, folder.staging)
         write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))

@@ -177,6 +177,7 @@ def test_report_has_the_ablation_table_in_arm_order_and_the_loss_curves(tmp_path
     ablation = (report.folder / "tables" / "ablation.md").read_text()
     rows = [line for line in ablation.splitlines() if line.startswith("| smiling") or line.startswith("| pixar")]
     assert [r.split("|")[2].strip() for r in rows] == ARMS * 2
-    assert "0.1200 [0.0200, 0.2200]" in rows[2] and "52.0000" in rows[2]  # smiling[channel]: i = 2
+    # smiling[channel]: i = 2; rounded to what the CI supports (half-widths 0.1 and 0.1)
+    assert "0.12 [0.02, 0.22]" in rows[2] and "52.0 [51.9, 52.1]" in rows[2]
     assert (report.folder / "figures" / "loss_curves.png").is_file()
     assert "ablation.csv" in {p.name for p in report.tables}

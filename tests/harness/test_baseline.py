@@ -11,9 +11,11 @@ from benchmark.core.errors import BenchError
 from benchmark.outputs.results import MetricValue, RunInfo, RunResult, write_results
 
 
-def _result(values: dict[str, dict[str, tuple[float, float | None, float | None]]], profile="quick") -> RunResult:
+def _result(values: dict[str, dict[str, tuple[float, float | None, float | None]]], profile="quick",
+            threads=1) -> RunResult:
     info = RunInfo(git_sha="abc", git_dirty=False, manifest_digests={}, seeds={"global": 0}, packages={"torch": "x"},
-                   device={"type": "cpu"}, stage_seconds={}, started_at="t0", ended_at="t1", profile=profile)
+                   device={"type": "cpu", "threads": threads}, stage_seconds={}, started_at="t0", ended_at="t1",
+                   profile=profile)
     metrics = {a: {k: MetricValue(mean=m, ci_low=lo, ci_high=hi, n=10, direction="higher", spec={})
                    for k, (m, lo, hi) in per.items()} for a, per in values.items()}
     return RunResult(suite="synthetic@1", run=info, metrics=metrics)
@@ -87,3 +89,26 @@ def test_cli_create_from_runs_and_check(tmp_path, capsys):
     assert main(["baseline", "check", str(tmp_path / "r3"), "--baseline", str(out)]) == 1
     captured = capsys.readouterr()
     assert "REGRESSION ddim/zero_delta_max_abs: baseline 0, new 0.001" in captured.out
+
+
+def test_the_thread_count_is_recorded_and_a_run_with_another_is_refused():
+    """CPU numerics depend on the intra-op thread count: a check across counts would report noise as a regression."""
+    b = bl.make_baseline([_result(BASE), _result(BASE)], run_names=["a", "b"], command="test")
+    assert b.threads == 1
+    assert bl.check_against(_result(BASE, threads=1), b) == []
+    with pytest.raises(BenchError, match="2 intra-op threads, the baseline with 1") as err:
+        bl.check_against(_result(BASE, threads=2), b)
+    assert "OMP_NUM_THREADS=1" in err.value.fix
+    with pytest.raises(BenchError, match="different thread counts"):
+        bl.make_baseline([_result(BASE, threads=1), _result(BASE, threads=2)], run_names=["a", "b"], command="t")
+    old = b.model_copy(update={"threads": None})  # a baseline from before the count was recorded
+    assert bl.check_against(_result(BASE, threads=2), old) == []
+
+
+def test_pinned_threads_fixes_the_count_and_puts_it_back():
+    import torch
+
+    before = torch.get_num_threads()
+    with bl.pinned_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

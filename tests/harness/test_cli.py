@@ -45,21 +45,38 @@ def _wait_for_lines(path: Path, word: str, count: int, proc, timeout=120):
     raise AssertionError("timed out waiting for the run to make progress")
 
 
+def _child_signals(inherited_sigint):
+    """What the child starts with, whatever this pytest inherited (a background shell ignores SIGINT): the
+    default handlers, or an ignored SIGINT as a background shell would hand it down."""
+    def setup():
+        signal.signal(signal.SIGINT, inherited_sigint)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return setup
+
+
+STOPS = {"SIGKILL": (signal.SIGKILL, signal.SIG_DFL, -signal.SIGKILL),
+         "SIGINT": (signal.SIGINT, signal.SIG_DFL, 130),
+         "SIGINT, ignored by inheritance": (signal.SIGINT, signal.SIG_IGN, 130),
+         "SIGTERM": (signal.SIGTERM, signal.SIG_DFL, 143)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-def test_killed_run_resumes_without_recomputing(tmp_path, sig):
+@pytest.mark.parametrize("stop", list(STOPS), ids=list(STOPS))
+def test_killed_run_resumes_without_recomputing(tmp_path, stop):
+    sig, inherited_sigint, expected_rc = STOPS[stop]
     log = tmp_path / "computed.log"
     out = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, str(STANDIN), "run", "--suite", "standin", "--out", str(out)],
                             env=_env(tmp_path, STANDIN_SLEEP="0.4", STANDIN_LOG=str(log)), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_child_signals(inherited_sigint))
     _wait_for_lines(log, "invert", 4, proc)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130 and "run the same command again to resume" in stderr
-    else:
-        assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == expected_rc, stderr[-2000:]
+    if sig != signal.SIGKILL:
+        assert f"interrupted ({signal.Signals(sig).name})" in stderr and "run the same command again to resume" in stderr
+        assert "Traceback" not in stderr
     assert not out.exists() or not any(out.rglob("results.json")), "an interrupted run leaves no results file"
     done_before = _complete_entries(tmp_path, "invert")
     assert 3 <= len(done_before) < N_INVERT_UNITS
@@ -76,17 +93,39 @@ def test_killed_run_resumes_without_recomputing(tmp_path, sig):
     assert len(results) == 1 and json.loads(results[0].read_text())["metrics"]["smiling"]["shift"]["n"] == 6
 
 
+def test_main_puts_the_callers_signal_handlers_back():
+    """main() installs its stop handlers for the command only: an in-process caller keeps its own."""
+    def mine(signum, frame):
+        return None
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["ls", "--json"]) == 0
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @pytest.mark.slow
 def test_json_output_gate_exit_code_and_limit_mark(tmp_path):
     proc = _cli(tmp_path, "--suite", "standin", "--json", "--gate", "--limit", "2", "--out", "runs",
                 "--attributes", "smiling", "pixar")
-    # pixar's shift is 50/255 ≈ 0.196, outside the stand-in band [0.05, 0.15]: exit 1 with --gate ...
-    assert proc.returncode == 1 and "gate failed" in proc.stderr and "shift/pixar vs paper" in proc.stderr
+    # pixar's shift is 50/255 ≈ 0.196, outside the stand-in's known-answer band [0.05, 0.15]: exit 1 with --gate ...
+    assert proc.returncode == 1 and "gate failed" in proc.stderr and "shift/pixar vs known-answer" in proc.stderr
+    assert "1 of 1 known answers failed" in proc.stderr and "smiling vs paper" not in proc.stderr
     payload = json.loads(proc.stdout)  # ... and stdout is still exactly one JSON document
     assert payload["schema_version"] == 1 and set(payload["metrics"]) == {"smiling", "pixar"}
     assert Path(payload["run_dir"]).is_dir() and payload["not_for_reporting"] is True
-    assert [g["passed"] for g in payload["gates"]] == [False]
+    assert [(g["kind"], g["passed"]) for g in payload["gates"]] == [("known_answer", False), ("claim", False)]
     assert "NOT FOR REPORTING" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_claim_that_does_not_hold_never_fails_the_gate(tmp_path):
+    proc = _cli(tmp_path, "--suite", "standin", "--gate", "--limit", "2", "--out", "runs", "--attributes", "smiling")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "paper claims under test: 0 of 1 hold" in proc.stdout
+    assert "does not hold in this world: shift/smiling vs paper" in proc.stdout
 
 
 BAD_INPUT = {

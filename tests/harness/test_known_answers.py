@@ -31,8 +31,8 @@ MEASURE = CallableMeasure(_mean_colour, ("red", "green", "blue"), {"red": (-1.0,
                                                                   "blue": (-1.0, 1.0)}, "mean-colour")
 
 
-def _band(lower=None, upper=None, gate=True):
-    return {"lower": lower, "upper": upper, "gate": gate, "rationale": "test"}
+def _band(lower=None, upper=None):
+    return {"lower": lower, "upper": upper, "rationale": "test"}
 
 
 SPEC = {
@@ -40,17 +40,19 @@ SPEC = {
     "targets": {"smiling": {"factor": "red"}, "pixar": {"factor": "blue", "sign": -1}},
     "combination": ["smiling", "pixar"], "combination_coefficients": [0.0, 1.0], "t_edit_sweep": [500, 300],
     "checks": [
-        {"check": "reconstruction_psnr", "band": _band(lower=-1000.0)},
-        {"check": "zero_delta_exact", "band": _band(upper=1e-6)},
-        {"check": "target_shift", "attribute": "smiling", "band": _band(lower=1e9)},  # impossible: must fail
-        {"check": "non_target_shift", "attribute": "smiling", "band": _band(upper=10.0)},
-        {"check": "linearity_r2", "attribute": "smiling", "band": _band(lower=-1e9)},
-        {"check": "linearity_monotone", "attribute": "smiling", "band": _band(lower=0.0, gate=False)},
-        {"check": "homogeneity", "attribute": "smiling", "options": {"space": "pixel"}, "band": _band(lower=-1.0)},
-        {"check": "timestep_consistency", "attribute": "smiling", "options": {"variant": "global"},
+        {"check": "reconstruction_psnr", "kind": "known_answer", "band": _band(lower=-1000.0)},
+        {"check": "zero_delta_exact", "kind": "known_answer", "band": _band(upper=1e-6)},
+        # impossible: must fail
+        {"check": "target_shift", "attribute": "smiling", "kind": "known_answer", "band": _band(lower=1e9)},
+        {"check": "non_target_shift", "attribute": "smiling", "kind": "claim", "band": _band(upper=-1.0)},  # never holds
+        {"check": "linearity_r2", "attribute": "smiling", "kind": "claim", "band": _band(lower=-1e9)},
+        {"check": "linearity_monotone", "attribute": "smiling", "kind": "claim", "band": _band()},  # open: reported
+        {"check": "homogeneity", "attribute": "smiling", "options": {"space": "pixel"}, "kind": "claim",
+         "band": _band(lower=-1.0)},
+        {"check": "timestep_consistency", "attribute": "smiling", "options": {"variant": "global"}, "kind": "claim",
          "band": _band(upper=1e9)},
-        {"check": "combination_additivity", "band": _band(upper=1e9)},
-        {"check": "sdir_ci_low", "attribute": "smiling", "band": _band(lower=-1.0)},
+        {"check": "combination_additivity", "kind": "claim", "band": _band(upper=1e9)},
+        {"check": "sdir_ci_low", "attribute": "smiling", "kind": "known_answer", "band": _band(lower=-1.0)},
     ],
 }
 
@@ -80,8 +82,13 @@ def test_every_check_is_registered_and_reported(run):
     gates = {g.name: g for g in result.gates}
     assert not gates["target_shift/smiling vs known-answer"].passed  # the impossible band fails
     assert gates["zero_delta_max_abs/ddim vs known-answer"].passed  # Δh = 0 is plain DDIM
-    assert "linearity_monotone/smiling vs known-answer" not in gates  # not gated: a note instead
-    assert any("linearity_monotone/smiling (not gated)" in n for n in result.run.notes)
+    assert {g.name.split(" ")[0] for g in result.known_answers()} == {
+        "recon_psnr_db/ddim", "zero_delta_max_abs/ddim", "target_shift/smiling", "sdir_ci_low/smiling"}
+    claim = gates["non_target_shift/smiling vs known-answer"]
+    assert claim.kind == "claim" and not claim.passed  # a claim that does not hold is a verdict ...
+    assert [g.name for g in result.failed_known_answers()] == ["target_shift/smiling vs known-answer"]  # ... not a failure
+    assert "linearity_monotone/smiling vs known-answer" not in gates  # an open band: the value, no verdict
+    assert not any("not gated" in n for n in result.run.notes)  # verdicts are no longer run notes
     assert all(r.column == "known-answer" for r in result.references)
 
 
@@ -143,9 +150,11 @@ def test_properties_file_and_report_figures(run):
     assert grid["cols"] == ["-1", "-0.5", "0", "0.5", "1"] and len(grid["cells"]) == 2
     assert all((run_dir / c).is_file() for row in grid["cells"] for c in row)
     html = (run_dir / "report" / "index.html").read_text()
-    assert "target_shift/smiling vs known-answer" in html
-    table = (run_dir / "report" / "tables" / "target_shift.md").read_text()
-    assert "known-answer" in table and "Paper" not in table  # a band and verdict, no empty reference column
+    assert 'id="table-known_answers"' in html and 'id="table-claims"' in html
+    known = (run_dir / "report" / "tables" / "known_answers.md").read_text()
+    assert "target_shift" in known and "FAIL" in known and "Paper" not in known  # band and verdict, no empty column
+    claims = (run_dir / "report" / "tables" / "claims.md").read_text()
+    assert "does not hold in this world" in claims and "reported (no band)" in claims
     figs = {p.name for p in (run_dir / "report" / "figures").glob("*.png")}
     assert {"property_linearity_curves.png", "property_t_edit_sweep.png", "property_homogeneity.png",
             "property_consistency_relative_distance.png", "property_linearity_smiling.png"} <= figs
@@ -221,14 +230,15 @@ def test_the_measure_brings_its_own_factor_ranges():
 def test_schema_refuses_unknown_targets_and_unbounded_gates():
     from pydantic import ValidationError
 
-    bad = {**SPEC, "checks": [{"check": "target_shift", "attribute": "angry", "band": _band(lower=0.1)}]}
+    bad = {**SPEC, "checks": [{"check": "target_shift", "attribute": "angry", "kind": "known_answer",
+                               "band": _band(lower=0.1)}]}
     with pytest.raises(ValidationError, match="no entry in `targets`"):
         KnownAnswers(**bad)
-    with pytest.raises(ValidationError, match="needs `lower` and/or `upper`"):
-        KnownAnswers(**{**SPEC, "checks": [{"check": "zero_delta_exact", "band": _band()}]})
+    with pytest.raises(ValidationError, match="needs a band with `lower` and/or `upper`"):
+        KnownAnswers(**{**SPEC, "checks": [{"check": "zero_delta_exact", "kind": "known_answer", "band": _band()}]})
     with pytest.raises(ValidationError, match="rationale"):
-        KnownAnswers(**{**SPEC, "checks": [{"check": "zero_delta_exact",
-                                            "band": {"upper": 1e-6, "gate": True}}]})
+        KnownAnswers(**{**SPEC, "checks": [{"check": "zero_delta_exact", "kind": "known_answer",
+                                            "band": {"upper": 1e-6}}]})
 
 
 def test_unknown_check_name_gets_did_you_mean():

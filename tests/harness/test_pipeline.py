@@ -50,7 +50,7 @@ def test_run_folder_holds_results_with_hand_computed_values(tmp_path):
     assert {"schema_version", "suite", "run", "metrics", "gates"} <= set(raw)
     assert {"git_sha", "manifest_digests", "seeds", "packages", "device", "stage_seconds"} <= set(raw["run"])
     assert {"mean", "ci_low", "ci_high", "n", "spec"} <= set(raw["metrics"]["smiling"]["shift"])
-    assert set(raw["gates"][0]) == {"name", "value", "band", "passed"}
+    assert set(raw["gates"][0]) == {"name", "kind", "value", "band", "passed"} and raw["gates"][0]["kind"] == "claim"
     assert (run_dir / "report" / "index.html").is_file()
     assert not list(run_dir.parent.glob(".*partial*"))
 

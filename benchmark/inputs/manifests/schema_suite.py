@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from benchmark.core.bands import Band
 from benchmark.inputs.manifests.schema_common import (
-    GatedBand,
     ManifestName,
     Ref,
     _Header,
@@ -109,17 +109,59 @@ class KnownAnswerTarget(_Strict):
     sign: Literal[1, -1] = 1
 
 
-class KnownAnswerCheck(_Strict):
-    """One known-answer check of a suite: a named computation (`benchmark.checks.known_answers.CHECKS`) and its band.
+CheckKind = Literal["known_answer", "claim"]
+KNOWN_ANSWER: CheckKind = "known_answer"
+CLAIM: CheckKind = "claim"
 
-    The band is set from what the method should achieve, before looking at results, with a rationale; a check
-    whose band has `gate: false` is reported (value, band, reached or not) but never fails a run.
+
+class CheckBand(Band):
+    """A check's band: its interval (`lower`/`upper`) and why it is what it is. `gate` is the spelling of manifests
+    written before checks had a `kind` (true: a known answer, false: a claim); new manifests write `kind`."""
+
+    gate: bool | None = None
+    rationale: str = Field(min_length=1)
+
+
+class KnownAnswerCheck(_Strict):
+    """One check of a suite: a named computation (`benchmark.checks.known_answers.CHECKS`), its kind and its band.
+
+    `kind: known_answer`: what the world guarantees by construction (Δh = 0 is exact, the reconstruction floor, an
+    in-domain target factor moving by its margin); it gates, so `run --gate` exits 1 when it fails.
+    `kind: claim`: a claim of the paper under test (disentanglement, linearity, consistency, ...); it is reported
+    as holding or not in this world, never gates. A claim with an open band is reported without a verdict.
+    Either way the band is set before looking at results, with a rationale, and is never moved to make a check pass.
+    A manifest without `kind` (written before kinds existed) says it with `band.gate`.
     """
 
     check: str = Field(min_length=1)
     attribute: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    band: GatedBand
+    kind: CheckKind
+    band: CheckBand
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_legacy_gate(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "kind" not in data and isinstance(data.get("band"), dict):
+            gate = data["band"].get("gate")
+            if gate is None:
+                raise ValueError("a check needs `kind: known_answer` or `kind: claim`")
+            data = {**data, "kind": KNOWN_ANSWER if gate else CLAIM}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent_kind(self) -> KnownAnswerCheck:
+        if self.band.gate is not None and self.band.gate != (self.kind == KNOWN_ANSWER):
+            raise ValueError(f"`kind: {self.kind}` contradicts `band.gate: {str(self.band.gate).lower()}`; "
+                             "write `kind` only")
+        if self.kind == KNOWN_ANSWER and self.band.is_open:
+            raise ValueError("a known answer needs a band with `lower` and/or `upper`")
+        return self
+
+    @property
+    def has_verdict(self) -> bool:
+        """A band with an end gives a verdict (pass/fail, holds/does not hold); an open band only reports."""
+        return not self.band.is_open
 
 
 class ClipProjection(_Strict):

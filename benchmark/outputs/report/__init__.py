@@ -1,6 +1,10 @@
 """The report of one run: tables (Markdown, CSV, LaTeX), figures (PNG) and a static HTML page, all rebuilt from
-the run folder alone (`results.json`, `per_image.jsonl` and the grid images), so `run_all.py report DIR` can
-regenerate them at any time.
+the run folder alone (`results.json`, `per_image.jsonl`, the grid images, property data and label maps), so
+`run_all.py report DIR` can regenerate them at any time.
+
+`index.html` opens with the summary (per attribute the headline metrics beside the paper's and the study's
+values), then the two verdict groups (known answers; paper claims under test), the figures in the blog's order,
+and the detail tables, whose notes are listed once, numbered.
 
 Layout: `<run>/report/{index.html, tables/*.{md,csv,tex}, figures/*.png}`. The report is built in a hidden
 staging folder and swapped in, so a crash never leaves half a report.
@@ -20,8 +24,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from benchmark.core.atomic import atomic_dir, write_text
 from benchmark.core.errors import BenchError
 from benchmark.outputs.ablation import split_arm
+from benchmark.outputs.figure_style import figure_style
+from benchmark.outputs.headline import headline
 from benchmark.outputs.report import figures
-from benchmark.outputs.report.tables import MetricTable, all_tables, write_tables
+from benchmark.outputs.report.captions import caption as _caption
+from benchmark.outputs.report.captions import figure_rank
+from benchmark.outputs.report.tables import MetricTable, detail_tables, verdict_tables, write_tables
+from benchmark.outputs.report.verdicts import count_line
 from benchmark.outputs.results import (
     RunResult,
     find_results_file,
@@ -53,8 +62,9 @@ def build_report(run_dir: str | Path) -> Report:
     final = run_dir / REPORT_DIR
     with atomic_dir(final) as staging:
         table_files = write_tables(result, staging / "tables")
-        figure_files = _figures(result, rows, run_dir, staging / "figures")
-        _html(result, all_tables(result), figure_files, staging / "index.html")
+        with figure_style():
+            figure_files = sorted(_figures(result, rows, run_dir, staging / "figures"), key=figure_rank)
+        _html(result, verdict_tables(result), detail_tables(result), figure_files, staging / "index.html")
     moved = [final / p.relative_to(staging) for p in table_files + figure_files]
     return Report(final, final / "index.html", [p for p in moved if p.suffix != ".png"],
                   [p for p in moved if p.suffix == ".png"])
@@ -75,8 +85,19 @@ def _read_png(run_dir: Path, relative: str) -> np.ndarray:
                          fix="copy the run folder again from where it was made, or rerun the suite") from None
 
 
+def _segmentation_figure(run_dir: Path, folder: Path) -> list[Path]:
+    """Figure 5 (the parser's label maps behind SC) when the run kept them."""
+    from benchmark.outputs.figures import CannotMake, RunFiles
+    from benchmark.outputs.figures.segmentation import segmentation_figure
+
+    try:
+        return segmentation_figure(RunFiles.load(run_dir), folder, "png")
+    except CannotMake:
+        return []
+
+
 def _figures(result: RunResult, rows: list[dict], run_dir: Path, folder: Path) -> list[Path]:
-    written = []
+    written = _segmentation_figure(run_dir, folder)
     if result.grid_images:
         by_domain: dict[str, list[str]] = defaultdict(list)
         for name, info in result.attributes.items():
@@ -163,11 +184,17 @@ def _property_figures(run_dir: Path, folder: Path) -> list[Path]:
 
 # -- html ------------------------------------------------------------------------------------------------------
 
+VERDICT_CLASSES = {"pass": "pass", "holds": "pass", "FAIL": "fail", "does not hold in this world": "nohold"}
+
+
+def _verdict_class(text: str) -> str:
+    return " ".join(sorted({cls for word, cls in VERDICT_CLASSES.items() if word in str(text).split(" / ")}))
+
+
 def _table_html(table: MetricTable) -> str:
     classes = pd.DataFrame("", index=table.display.index, columns=table.display.columns)
     if "Verdict" in classes:
-        classes["Verdict"] = table.display["Verdict"].map(
-            lambda v: "fail" if "FAIL" in v else ("pass" if "PASS" in v else ""))
+        classes["Verdict"] = table.display["Verdict"].map(_verdict_class)
     return table.display.style.hide(axis="index").set_td_classes(classes).to_html()
 
 
@@ -175,41 +202,34 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _caption(path: Path) -> str:
-    stem = path.stem
-    if stem.startswith("edit_grid_"):
-        return (f"Edits, {stem.removeprefix('edit_grid_')} attributes: original, DDIM reconstruction, and the edit "
-                "of each attribute (one row per image).")
-    if stem == "loss_curves":
-        return ("Training loss of each f_t: mean over the timesteps of each rollout (thin) and its running mean "
-                "over 10 rollouts (bold).")
-    if stem.startswith("property_"):
-        return PROPERTY_CAPTIONS.get(stem, f"h-space property: {stem.removeprefix('property_')}.")
-    return f"Per-image distribution of {stem.removeprefix('distribution_')} per attribute."
+def _numbered_notes(tables: list[MetricTable]) -> tuple[list[str], dict[str, list[int]]]:
+    """Each distinct note once, numbered in order of first use; per table the numbers of its notes."""
+    numbers: dict[str, int] = {}
+    per_table = {t.key: [numbers.setdefault(n, len(numbers) + 1) for n in t.notes] for t in tables}
+    return list(numbers), per_table
 
 
-PROPERTY_CAPTIONS = {
-    "property_linearity_curves": "Linearity: the measured target factor (oracle or CLIP projection, as the axis "
-                                 "says) against the Δh scale (mean over images, 95% bootstrap CI). Negative scales "
-                                 "were never trained.",
-    "property_t_edit_sweep": "The edit's effect on the target factor when Δh is applied from t_edit on.",
-    "property_consistency_relative_distance": "Timestep consistency: distance of each replacement of Δh_t "
-                                              "(its mean over t, its mean over images, a trained global Δh) "
-                                              "from the Δh_t edit, relative to the edit's own size.",
-    "property_consistency_shift_ratio": "Timestep consistency: the replacement's target-factor shift over the "
-                                        "Δh_t edit's (1 = the same effect).",
-    "property_homogeneity": "Homogeneity: mean pairwise cosine of the edit's direction across images, in the "
-                            "measured factors, pixels and h.",
-}
+def _summary(result: RunResult) -> dict:
+    head = headline(result)
+    rows = [{"attribute": attribute, "domain": result.attributes[attribute].domain,
+             "cells": [None if c is None else {"text": c.text, "mean": repr(c.mean), "n": c.n,
+                                                "refs": [r.text for r in c.references]} for c in cells]}
+            for attribute, cells in head.rows]
+    return {"columns": [{"key": c.key, "variant": c.variant or "", "title": c.title} for c in head.columns],
+            "rows": rows}
 
 
-def _html(result: RunResult, tables: list[MetricTable], figure_files: list[Path], path: Path) -> None:
+def _html(result: RunResult, verdicts: list[MetricTable], details: list[MetricTable], figure_files: list[Path],
+          path: Path) -> None:
     env = Environment(loader=PackageLoader("benchmark.outputs.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), keep_trailing_newline=True)
+    notes, note_refs = _numbered_notes(details)
     page = env.get_template("report.html.j2").render(
-        result=result,
-        tables=[{"key": t.key, "title": t.title, "html": _table_html(t), "notes": t.notes} for t in tables],
+        result=result, summary=_summary(result), counts=count_line(result),
+        verdicts=[{"key": t.key, "title": t.title, "html": _table_html(t), "notes": t.notes} for t in verdicts],
+        tables=[{"key": t.key, "title": t.title, "html": _table_html(t), "notes": note_refs[t.key]} for t in details],
+        notes=notes,
         # Embedded as data URIs: the page is one file that opens from disk, and survives being copied alone.
-        figures=[{"src": _data_uri(p), "caption": _caption(p)} for p in figure_files],
+        figures=[{"src": _data_uri(p), "caption": _caption(p), "name": p.stem} for p in figure_files],
     )
     write_text(path, page)

@@ -1,5 +1,6 @@
-"""Figures (matplotlib, PNG): edit grids in the style of the reproduction study's blog Figures 6–7, and per-image
-metric distributions.
+"""Figures of the report (matplotlib, PNG, in the one style of `benchmark.outputs.figure_style`): edit grids as
+the reproduction study's blog Figures 6–7 show them, per-image metric distributions, loss curves, and the
+h-space properties' curves and bars.
 
 Edit grid: one row per image; columns Original, Reconstruction, then one edit per attribute; one figure per domain
 (in-domain, unseen), as the blog shows them.
@@ -10,24 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from benchmark.core.atomic import atomic_path  # noqa: E402
-
-DPI = 200
+from benchmark.outputs.figure_style import plt, save_figure
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": "asyrp-bench"})
-    plt.close(fig)
-    return path
+    """In the one style of every figure (`benchmark.outputs.figure_style`; callers draw inside `figure_style()`)."""
+    return save_figure(fig, path)
 
 
 def edit_grid(rows: Sequence[str], columns: Sequence[str], images: Mapping[tuple[str, str], np.ndarray],

@@ -5,13 +5,15 @@ Written as Markdown, CSV (numbers unformatted, for other tools) and LaTeX, all f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.core.atomic import write_text
 from benchmark.outputs.ablation import split_arm
+from benchmark.outputs.numbers import format_number, format_with_ci
+from benchmark.outputs.report.table import MetricTable
+from benchmark.outputs.report.verdicts import verdict_word
 from benchmark.outputs.results import BAND_ONLY_COLUMNS, MetricValue, ReferenceValue, RunResult
 
 ARROW = {"higher": "↑", "lower": "↓"}
@@ -27,35 +29,20 @@ SDIR_CAVEAT = (
 NOT_REPORTED = "not reported"
 
 
-@dataclass(frozen=True)
-class MetricTable:
-    """One metric's table: `numbers` (for CSV) and `display` (formatted, for Markdown, LaTeX and HTML)."""
-
-    key: str
-    title: str
-    numbers: pd.DataFrame
-    display: pd.DataFrame
-    notes: list[str]
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    if x is None or pd.isna(x):
-        return "—"
-    return f"{x:.{digits}g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
-
-
 def _reference_lookup(refs: list[ReferenceValue]) -> dict[tuple[str, str, str], ReferenceValue]:
     return {(r.metric, r.attribute, r.column): r for r in refs}
 
 
 def _columns(result: RunResult, metric: str) -> list[str]:
-    """Reference columns: the paper and the reproduction study always (a missing one reads "—"), then any
-    other reference (e.g. a committed baseline). A known answer or a paper's claim has a band but no value: it
-    gets no column, only its band and verdict; a metric that only such bands refer to gets no reference columns."""
+    """Reference columns: the paper and the reproduction study whenever the suite has paper values (a missing one
+    reads "—"), then any other reference (e.g. a committed baseline). A known answer or a paper's claim has a band
+    but no value: it gets no column, only its band and verdict; a suite without paper values (the synthetic world)
+    gets no empty paper columns."""
     seen = {r.column for r in result.references if r.metric == metric}
     if seen and seen <= set(BAND_ONLY_COLUMNS):
         return sorted(seen)
-    return list(REFERENCE_COLUMNS) + sorted(seen - set(REFERENCE_COLUMNS))
+    has_paper_values = any(r.column in REFERENCE_COLUMNS for r in result.references)
+    return (list(REFERENCE_COLUMNS) if has_paper_values else []) + sorted(seen - set(REFERENCE_COLUMNS))
 
 
 def metric_table(result: RunResult, metric: str) -> MetricTable:
@@ -76,7 +63,8 @@ def metric_table(result: RunResult, metric: str) -> MetricTable:
         disp = {"Attribute": attr, "Domain": domain}
         banded = _reference_cells(num, disp, [lookup.get((metric, attr, col)) for col in columns], columns)
         _value_cells(num, disp, mv, arrow, variants)
-        _band_cells(num, disp, banded, gate_by_name)
+        if any(r.metric == metric and r.band is not None for r in result.references):
+            _band_cells(num, disp, banded, gate_by_name)
         for code, ids in mv.flags.items():
             notes.append(f"{attr}: {code} on {len(ids)} of {mv.n} images")
         num_rows.append(num)
@@ -106,34 +94,34 @@ def _reference_cells(num: dict, disp: dict, refs: list[ReferenceValue | None], c
         if ref is not None and ref.variant:
             num[f"{col}_variant"] = ref.variant
         disp[label] = (NOT_REPORTED if ref is not None and ref.value is None
-                       else _fmt(ref.value if ref else None))
+                       else format_number(ref.value if ref else None))
     return banded
 
 
 def _value_cells(num: dict, disp: dict, mv: MetricValue, arrow: str, variants: list[str]) -> None:
     """One row's value of this run, its variants, and N."""
     num.update(mean=mv.mean, ci_low=mv.ci_low, ci_high=mv.ci_high, n=mv.n)
-    disp[f"This run {arrow}"] = f"{_fmt(mv.mean)} [{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]"
+    disp[f"This run {arrow}"] = format_with_ci(mv.mean, mv.ci_low, mv.ci_high)
     for var in variants:
         agg = mv.variants.get(var)
         num[f"{var}_mean"] = agg.mean if agg else None
         num[f"{var}_ci_low"] = agg.ci_low if agg else None
         num[f"{var}_ci_high"] = agg.ci_high if agg else None
-        disp[f"This run ({var})"] = f"{_fmt(agg.mean)} [{_fmt(agg.ci_low)}, {_fmt(agg.ci_high)}]" if agg else "—"
+        disp[f"This run ({var})"] = format_with_ci(agg.mean, agg.ci_low, agg.ci_high) if agg else "—"
     disp["N"] = str(mv.n)
 
 
 def _band_cells(num: dict, disp: dict, banded: list[ReferenceValue], gate_by_name: dict) -> None:
-    """One row's bands and verdicts (PASS/FAIL from the run's gates, "not gated" for a reported-only band)."""
+    """One row's bands and verdicts (from the run's gates, "no verdict" for a reported-only band)."""
     verdicts, bands = [], []
     for ref in banded:
         gate = gate_by_name.get(ref.gate_name())
         on = f" on {ref.variant}" if ref.variant else ""
         bands.append(f"{ref.band.describe()}{on} ({REFERENCE_COLUMNS.get(ref.column, ref.column)})")
         if not ref.gated:
-            verdicts.append("not gated")
+            verdicts.append("no verdict")
         else:
-            verdicts.append("—" if gate is None else ("PASS" if gate.passed else "FAIL"))
+            verdicts.append("—" if gate is None else verdict_word(gate))
         num[f"band_{ref.column}_low"] = ref.band.low
         num[f"band_{ref.column}_high"] = ref.band.high
         num[f"passed_{ref.column}"] = None if gate is None else gate.passed
@@ -186,7 +174,7 @@ def ablation_table(result: RunResult) -> MetricTable | None:
             num.update({f"{m}_mean": mv and mv.mean, f"{m}_ci_low": mv and mv.ci_low,
                         f"{m}_ci_high": mv and mv.ci_high})
             arrow = ARROW[mv.direction] if mv else ""
-            disp[f"{m} {arrow}".strip()] = f"{_fmt(mv.mean)} [{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]" if mv else "—"
+            disp[f"{m} {arrow}".strip()] = format_with_ci(mv.mean, mv.ci_low, mv.ci_high) if mv else "—"
         num_rows.append(num)
         disp_rows.append(disp)
     notes = ["Each f_t arm was trained on the same images, attributes, seeds and steps; brackets are 95% CIs."]
@@ -196,9 +184,40 @@ def ablation_table(result: RunResult) -> MetricTable | None:
                        pd.DataFrame(disp_rows), notes)
 
 
-def all_tables(result: RunResult) -> list[MetricTable]:
+def is_check(mv: MetricValue) -> bool:
+    """A value of a known-answer check or a claim (its table is the verdict table), not a measured metric."""
+    return str(mv.spec.get("metric", "")).split(":")[0] in BAND_ONLY_COLUMNS
+
+
+def measured_keys(result: RunResult) -> list[str]:
+    """Metric keys with their own table: not the checks (verdict tables) nor the attribute shifts (two tables)."""
+    from benchmark.outputs.report.shift_tables import shift_keys
+
+    shifts = set(shift_keys(result))
+    return [k for k in metric_keys(result) if k not in shifts
+            and not any(is_check(per[k]) for per in result.metrics.values() if k in per)]
+
+
+def verdict_tables(result: RunResult) -> list[MetricTable]:
+    from benchmark.outputs.report.verdicts import verdict_table
+    from benchmark.outputs.results import CLAIM, KNOWN_ANSWER
+
+    return [t for kind in (KNOWN_ANSWER, CLAIM) if (t := verdict_table(result, kind)) is not None]
+
+
+def detail_tables(result: RunResult) -> list[MetricTable]:
+    """The ablation (if any), one table per measured metric, and the attribute-shift detail."""
+    from benchmark.outputs.report.shift_tables import factor_shift_table, target_shift_table
+
     ablation = ablation_table(result)
-    return ([ablation] if ablation is not None else []) + [metric_table(result, m) for m in metric_keys(result)]
+    shifts = [t for t in (target_shift_table(result), factor_shift_table(result)) if t is not None]
+    return ([ablation] if ablation is not None else []) + [metric_table(result, m) for m in measured_keys(result)] \
+        + shifts
+
+
+def all_tables(result: RunResult) -> list[MetricTable]:
+    """Every table of the report: the two verdict groups, then the detail."""
+    return verdict_tables(result) + detail_tables(result)
 
 
 def to_markdown(table: MetricTable) -> str:
