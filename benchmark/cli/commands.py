@@ -64,8 +64,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.outputs.results import load_results
     from benchmark.plan.request import RunRequest
 
+    from benchmark.cli.parser import fast_path_options
+
     request = RunRequest(suite=args.suite, attributes=args.attributes, limit=args.limit, device=args.device,
-                         profile=args.profile, data=args.data, train_data=args.train_data, out=args.out.expanduser())
+                         profile=args.profile, data=args.data, train_data=args.train_data, out=args.out.expanduser(),
+                         attribute_batching=args.attribute_batching, fast_path=fast_path_options(args),
+                         batch_size=args.batch_size)
     run_dir = execute(request, fresh=args.fresh, argv=argv)
     result = load_results(run_dir)
     if args.json:

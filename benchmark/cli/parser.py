@@ -77,6 +77,7 @@ def _add_run(sub) -> None:
     how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     how.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for run folders (default: %(default)s)")
     how.add_argument("--fresh", action="store_true", help="recompute every stage instead of using the cache")
+    execution_arguments(run.add_argument_group("speed (recorded in the results and part of the cache keys)"))
     out = run.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the results JSON on stdout instead of a summary")
     out.add_argument("--gate", action="store_true", help="exit 1 when any gate fails")
@@ -155,6 +156,37 @@ def _add_baseline(sub) -> None:
     check = bsub.add_parser("check", help="exit 1 when a score of the run left its baseline tolerance")
     check.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (holds results.json)")
     check.add_argument("--baseline", type=Path, required=True, help="the baseline JSON")
+
+
+def execution_arguments(p) -> None:
+    """How a run computes: batching and the fast-path options (`models.FastPath`); the default is the authors'
+    arithmetic, strict fp32 with TF32 off."""
+    p.add_argument("--no-attribute-batching", dest="attribute_batching", action="store_false", default=None,
+                   help="train and edit one attribute at a time, with the reference trajectory cached at inversion "
+                        "(default: the suite's `attribute_batching`, on unless the manifest says otherwise)")
+    p.add_argument("--batch-size", type=positive_int, metavar="N",
+                   help="UNet rows per batch for inversion and editing (default: from free GPU memory; on the CPU "
+                        "8 for inversion, all rows for editing)")
+    fast_path_arguments(p)
+
+
+def fast_path_arguments(p) -> None:
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast over the UNet, f_t and CLIP, f_t weights and optimiser in fp32 (default: fp32)")
+    p.add_argument("--tf32", choices=["off", "torch-default", "on"], default="off",
+                   help="TF32 matmuls/convolutions on CUDA: off (strict fp32, default), torch-default (cuDNN "
+                        "convolutions in TF32: what runs did before this option), on (GPU only)")
+    p.add_argument("--channels-last", action="store_true", help="UNet in NHWC memory layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet's encode and decode")
+    p.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs via compile mode reduce-overhead "
+                                                               "(GPU only; needs --compile)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick its fastest kernels (GPU only)")
+
+
+def fast_path_options(args) -> dict:
+    """The parsed fast-path flags as `models.FastPath` fields."""
+    return {"precision": args.precision, "tf32": args.tf32, "channels_last": args.channels_last,
+            "compile": args.compile, "cuda_graphs": args.cuda_graphs, "cudnn_benchmark": args.cudnn_benchmark}
 
 
 def positive_int(text: str) -> int:
