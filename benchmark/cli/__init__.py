@@ -1,4 +1,4 @@
-"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `compare`, `bias`, `baseline`.
+"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `compare`, `bias`, `baseline`, `bench`.
 
 Results go to stdout (a summary, or JSON with `--json`), progress and logs to stderr. Exit codes: 0 ok, 1 a gate
 failed (with `--gate`), 2 bad input or usage, 130 interrupted. Every `BenchError` is printed as a few lines that
@@ -17,7 +17,7 @@ from benchmark.core.errors import BenchError, GateFailed
 
 _HANDLERS = {"report": commands.cmd_report, "compare": commands.cmd_compare, "ls": commands.cmd_ls,
              "validate": commands.cmd_validate, "fetch": commands.cmd_fetch, "lock": commands.cmd_lock,
-             "bias": commands.cmd_bias}
+             "bias": commands.cmd_bias, "bench": commands.cmd_bench}
 
 
 def _setup_logging() -> None:

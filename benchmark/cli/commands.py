@@ -182,3 +182,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
             extra = f"  {item['description']}" if item.get("description") else ""
             print(f"  {item['name']}{extra}")
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmark.bench.report import render, run_bench
+    from benchmark.cli.parser import fast_path_options
+    from benchmark.core.atomic import write_json
+
+    report = run_bench(args.suite, profile=args.profile, device=args.device, fast_options=fast_path_options(args),
+                       peak_tflops=args.peak_tflops, batch=args.batch, warmup=args.warmup, repeats=args.repeats,
+                       registry=ManifestRegistry())
+    if args.out:
+        write_json(args.out.expanduser(), report)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0

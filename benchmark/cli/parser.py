@@ -39,7 +39,7 @@ Writes RUN/bias/{bias.md, bias.csv, bias.json, bias_<ATTR>.png}. N per group is 
 exit codes: 0 ok · 2 bad input (unknown attribute, image without a row, a group with N < 2)
 """
 
-COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare", "bias", "baseline")
+COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "compare", "bias", "baseline", "bench")
 DEFAULT_OUT = Path("runs")
 _FMT = argparse.RawDescriptionHelpFormatter
 
@@ -58,7 +58,7 @@ def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"asyrp-bench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_run, _add_ls, _add_validate, _add_fetch, _add_lock, _add_report, _add_compare, _add_bias,
-                _add_baseline):
+                _add_baseline, _add_bench):
         add(sub)
     return parser
 
@@ -156,6 +156,35 @@ def _add_baseline(sub) -> None:
     check = bsub.add_parser("check", help="exit 1 when a score of the run left its baseline tolerance")
     check.add_argument("run_dir", type=Path, metavar="DIR", help="a run folder (holds results.json)")
     check.add_argument("--baseline", type=Path, required=True, help="the baseline JSON")
+
+
+BENCH_EXAMPLES = """\
+examples:
+  python run_all.py bench --suite synthetic --profile quick              # seconds, on the CPU
+  python run_all.py bench --suite paper-table --device cpu --json        # full-size units, each timed once
+  python run_all.py bench --suite paper-table --device cuda --precision bf16 --compile --out bench.json
+
+Builds the suite's architectures (random weights where the real ones would be fetched: nothing is downloaded),
+times each unit after a warm-up, counts its FLOPs (torch FlopCounterMode) and projects the suite's wall time
+from its own unit counts. exit codes: 0 ok · 2 bad input (unknown suite, a GPU-only option on the CPU)
+"""
+
+
+def _add_bench(sub) -> None:
+    bench = sub.add_parser("bench", help="time and count a suite's units on a device; project its wall time",
+                           formatter_class=_FMT, epilog=BENCH_EXAMPLES)
+    _suite_arguments(bench, required=True)
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    fast_path_arguments(bench)
+    bench.add_argument("--peak-tflops", type=float, metavar="X",
+                       help="the device's peak TFLOP/s for its arithmetic (default: the datasheet table; "
+                            "unknown on a CPU)")
+    bench.add_argument("--batch", type=positive_int, metavar="N", help="images per unit call (default: 8 on CUDA; "
+                                                                       "on a CPU 1 at full size, else 8)")
+    bench.add_argument("--warmup", type=int, metavar="N", help="untimed calls before timing each unit")
+    bench.add_argument("--repeats", type=positive_int, metavar="N", help="timed calls per unit (the median counts)")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON report to FILE")
 
 
 def execution_arguments(p) -> None:
