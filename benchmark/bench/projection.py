@@ -120,15 +120,17 @@ def project(counts: Counts, units: Mapping[str, Mapping[str, Any]]) -> dict[str,
         # the global Δh of the consistency check trains alone: K = 1, reference on the fly (the official loop)
         "properties": [("edit_step", counts.property_edit_steps), ("invert_step", counts.property_plain_steps),
                        ("train_step_official", counts.global_train_steps)],
-        "measure": [(f"metric:{k}", n) for k, n in counts.metric_images.items() if f"metric:{k}" in units],
+        "measure": [(f"metric:{k}", n) for k, n in counts.metric_images.items()],
     }
-    seconds = {s: sum(n * units[u]["seconds"] for u, n in w) for s, w in work.items()}
-    pflop = {s: sum(n * units[u]["gflop"] for u, n in w) / 1e6 for s, w in work.items()}
+    missing = sorted({u for w in work.values() for u, n in w if n and u not in units})
+    if missing:
+        return {"seconds": None, "missing_units": missing}
+    seconds = {s: sum(n * units[u]["seconds"] for u, n in w if n) for s, w in work.items()}
+    pflop = {s: sum(n * units[u]["gflop"] for u, n in w if n) / 1e6 for s, w in work.items()}
     train = counts.train_steps
     alternatives = {  # training the same attribute-image-steps in the other loops (seconds of the train stage)
-        "train_official_loop": train * units["train_step_official"]["seconds"],
-        "train_project_loop_cached_at_unit_batch": train * units["train_step"]["seconds"],
+        "train_official_loop": train * units["train_step_official"]["seconds"] if train else 0.0,
+        "train_project_loop_cached_at_unit_batch": train * units["train_step"]["seconds"] if train else 0.0,
     }
     return {"seconds": sum(seconds.values()), "stage_seconds": seconds, "pflop": sum(pflop.values()),
-            "stage_pflop": pflop, "train_alternatives_seconds": alternatives,
-            "missing_units": [u for w in work.values() for u, n in w if n and u not in units]}
+            "stage_pflop": pflop, "train_alternatives_seconds": alternatives, "missing_units": []}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,7 +12,16 @@ import torch
 from benchmark.bench.peaks import peak_for
 from benchmark.bench.projection import project, suite_counts
 from benchmark.bench.subject import build_subject
-from benchmark.bench.work_units import Settings, component_units, gflops, measure_units, metric_units, unet_units
+from benchmark.bench.work_units import (
+    Settings,
+    component_units,
+    flop_counts,
+    gflops,
+    measure_units,
+    metric_units,
+    unet_units,
+)
+from benchmark.core.hashing import json_digest
 from benchmark.core.runtime import device_description, resolve_device
 from benchmark.inputs.manifests import ManifestRegistry, resolve_suite
 from benchmark.outputs.results import package_versions
@@ -36,10 +47,15 @@ def default_settings(device: torch.device, image_size: int, train_batch: int, *,
 
 
 def ratios(units: dict[str, dict[str, Any]], k: int) -> dict[str, Any]:
-    official = units["train_step_official"]["seconds"]
+    seconds = {name: u["seconds"] for name, u in units.items()}
+    official = seconds.get("train_step_official")
+
+    def over(name):
+        return official / seconds[name] if official and name in seconds else None
+
     return {
-        "attribute_batched_train": official / units["train_step_batched"]["seconds"],
-        "train_vs_official": official / units["train_step"]["seconds"],
+        "attribute_batched_train": over("train_step_batched"),
+        "train_vs_official": over("train_step"),
         "k": k,
         "definitions": {
             "attribute_batched_train": f"seconds per attribute-image-step: the official loop (batch 1, reference "
@@ -51,9 +67,24 @@ def ratios(units: dict[str, dict[str, Any]], k: int) -> dict[str, Any]:
     }
 
 
+def _flop_cache(resolved, settings: Settings, k: int) -> Path:
+    """Where FLOP counts of these shapes and this code are kept (a full-size count takes a minute on a CPU)."""
+    from benchmark.core.paths import cache_dir
+    from benchmark.run.cache import code_digest
+
+    key = json_digest({"suite": resolved.ref, "digest": resolved.digest, "batch": settings.batch, "k": k,
+                       "train_batch": settings.train_batch, "models": code_digest("models"),
+                       "metrics": code_digest("metrics"), "bench": code_digest("benchmark.bench"),
+                       "torch": torch.__version__})
+    return cache_dir() / "bench" / f"flops-{key[:16]}.json"
+
+
 def run_bench(suite: str, *, profile: str | None = None, device: str = "auto", fast_options: dict | None = None,
               peak_tflops: float | None = None, batch: int | None = None, warmup: int | None = None,
-              repeats: int | None = None, registry: ManifestRegistry | None = None) -> dict[str, Any]:
+              repeats: int | None = None, registry: ManifestRegistry | None = None,
+              units_only: list[str] | None = None, partial: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """The report (see the package docstring). `units_only` times only those units (no projection then unless
+    all it needs are there); `partial(report)` is called after each unit with what is measured so far."""
     started = time.perf_counter()
     load_plugins()
     resolved = resolve_suite(suite, profile=profile, registry=registry or ManifestRegistry(),
@@ -69,21 +100,43 @@ def run_bench(suite: str, *, profile: str | None = None, device: str = "auto", f
         description["memory_gb"] = torch.cuda.get_device_properties(dev).total_memory / 2**30
     peak = peak_for(description["name"], fast, peak_tflops)
     real = {**unet_units(subject, settings, fast), **metric_units(subject, settings)}
+    if units_only:
+        real = {name: real[name] for name in _known(units_only, real)}
     counting = unet_units(subject.counting, settings, None)  # FLOPs do not depend on the fast path
-    units = measure_units(real, counting, settings, peak["tflops"])
+    flops = flop_counts(counting, real, _flop_cache(resolved, settings, len(subject.losses)))
+    head = {"suite": resolved.ref, "profile": profile, "device": description, "packages": package_versions(),
+            "fast_path": fast.record(), "settings": settings.__dict__, "peak": peak, "weights": subject.weights}
+
+    def save(units):
+        if partial is not None:
+            partial({**head, "complete": False, "units": units, "bench_seconds": time.perf_counter() - started})
+
+    units = measure_units(real, flops, settings, peak["tflops"], after_each=save)
     counts = suite_counts(resolved)
+    return {**head, "complete": True, "units": units,
+            "flop_components_gflop": {k: gflops(u) for k, u in component_units(subject.counting).items()},
+            "ratios": ratios(units, len(subject.losses)), "counts": counts.__dict__,
+            "projection": _projection(counts, units, peak), "bench_seconds": time.perf_counter() - started}
+
+
+def _known(names: list[str], units: dict) -> list[str]:
+    from benchmark.core.errors import BenchError
+
+    unknown = [n for n in names if n not in units]
+    if unknown:
+        raise BenchError(f"unknown bench unit(s) {', '.join(unknown)}", fix=f"pick from: {', '.join(units)}")
+    return names
+
+
+def _projection(counts, units: dict, peak: dict) -> dict[str, Any]:
     projection = project(counts, units)
+    if projection["seconds"] is None:
+        return projection
     if peak["tflops"]:
         projection["seconds_at_peak"] = projection["pflop"] * 1e3 / peak["tflops"]
     projection["goal_seconds"] = GOAL_SECONDS
     projection["times_the_goal"] = projection["seconds"] / GOAL_SECONDS
-    return {
-        "suite": resolved.ref, "profile": profile, "device": description, "packages": package_versions(),
-        "fast_path": fast.record(), "settings": settings.__dict__, "peak": peak, "weights": subject.weights,
-        "units": units, "flop_components_gflop": {k: gflops(u) for k, u in component_units(subject.counting).items()},
-        "ratios": ratios(units, len(subject.losses)), "counts": counts.__dict__, "projection": projection,
-        "bench_seconds": time.perf_counter() - started,
-    }
+    return projection
 
 
 def render(report: dict[str, Any]) -> str:
@@ -98,10 +151,16 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{name:<26}{u['gflop']:>12.1f}{u['seconds']:>12.4g}{u['tflops']:>10.3f}{share:>9}"
                      f"{u['items']:>7}")
     r, p = report["ratios"], report["projection"]
-    lines += ["", f"ratios: attribute-batched training (K={r['k']}) {r['attribute_batched_train']:.2f}x, "
-                  f"project loop vs official {r['train_vs_official']:.2f}x",
-              "projection: " + ", ".join(f"{s} {v:.4g} s" for s, v in p["stage_seconds"].items())
+    lines += ["", f"ratios: attribute-batched training (K={r['k']}) {_x(r['attribute_batched_train'])}, "
+                  f"project loop vs official {_x(r['train_vs_official'])}"]
+    if p.get("seconds") is None:
+        return "\n".join([*lines, f"projection: needs the units {', '.join(p['missing_units'])}"])
+    lines += ["projection: " + ", ".join(f"{s} {v:.4g} s" for s, v in p["stage_seconds"].items())
               + f"; total {p['seconds']:.4g} s = {p['seconds'] / 3600:.3g} h ({p['times_the_goal']:.3g}x the "
                 f"10-minute goal); {p['pflop']:.4g} PFLOP"
               + (f", {p['seconds_at_peak']:.4g} s at 100% of peak" if "seconds_at_peak" in p else "")]
     return "\n".join(lines)
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"

@@ -4,13 +4,17 @@ on the meta twins when there are any (full-size counts without the compute)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmark.core.atomic import write_json
 from models import units as U
 
 
@@ -96,14 +100,32 @@ def timed(unit: U.Unit, settings: Settings) -> dict[str, Any]:
     return record
 
 
-def measure_units(real: dict[str, U.Unit], counting: dict[str, U.Unit], settings: Settings,
-                  peak_tflops: float | None) -> dict[str, dict[str, Any]]:
+def measure_units(real: dict[str, U.Unit], flops: Callable[[str], float], settings: Settings,
+                  peak_tflops: float | None, *, after_each: Callable[[dict], None] | None = None
+                  ) -> dict[str, dict[str, Any]]:
     """Per unit: GFLOP and seconds per item (image-step, or attribute-image-step for the batched unit), the
-    achieved TFLOP/s and its share of the peak."""
+    achieved TFLOP/s and its share of the peak. `after_each(records so far)` lets a caller save partial work."""
     out = {}
     for name, unit in real.items():
-        record = {"description": unit.description, "gflop": gflops(counting.get(name, unit)), **timed(unit, settings)}
+        record = {"description": unit.description, "gflop": flops(name), **timed(unit, settings)}
         record["tflops"] = record["gflop"] / record["seconds"] / 1e3
         record["share_of_peak"] = record["tflops"] / peak_tflops if peak_tflops else None
         out[name] = record
+        if after_each is not None:
+            after_each(out)
     return out
+
+
+def flop_counts(counting: dict[str, U.Unit], real: dict[str, U.Unit], cache_file: Path | None) -> Callable:
+    """`gflop(name)`: counted once per unit (on the meta twin when there is one), kept in `cache_file` (FLOPs
+    depend on the shapes and the code, which its name digests, not on the device or the fast path)."""
+    known = json.loads(cache_file.read_text()) if cache_file is not None and cache_file.is_file() else {}
+
+    def gflop(name: str) -> float:
+        if name not in known:
+            known[name] = gflops(counting.get(name, real[name]))
+            if cache_file is not None:
+                write_json(cache_file, known)
+        return known[name]
+
+    return gflop

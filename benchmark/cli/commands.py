@@ -60,11 +60,10 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from benchmark.cli.parser import fast_path_options
     from benchmark.cli.summary import run_summary
     from benchmark.outputs.results import load_results
     from benchmark.plan.request import RunRequest
-
-    from benchmark.cli.parser import fast_path_options
 
     request = RunRequest(suite=args.suite, attributes=args.attributes, limit=args.limit, device=args.device,
                          profile=args.profile, data=args.data, train_data=args.train_data, out=args.out.expanduser(),
@@ -189,10 +188,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from benchmark.cli.parser import fast_path_options
     from benchmark.core.atomic import write_json
 
+    out = args.out.expanduser() if args.out else None
     report = run_bench(args.suite, profile=args.profile, device=args.device, fast_options=fast_path_options(args),
                        peak_tflops=args.peak_tflops, batch=args.batch, warmup=args.warmup, repeats=args.repeats,
-                       registry=ManifestRegistry())
-    if args.out:
-        write_json(args.out.expanduser(), report)
+                       registry=ManifestRegistry(), units_only=args.units,
+                       partial=(lambda r: write_json(out, r)) if out else None)
+    if out:
+        write_json(out, report)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0

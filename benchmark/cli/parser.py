@@ -183,8 +183,12 @@ def _add_bench(sub) -> None:
                                                                        "on a CPU 1 at full size, else 8)")
     bench.add_argument("--warmup", type=int, metavar="N", help="untimed calls before timing each unit")
     bench.add_argument("--repeats", type=positive_int, metavar="N", help="timed calls per unit (the median counts)")
+    bench.add_argument("--units", nargs="+", metavar="NAME",
+                       help="time only these units (e.g. invert_step edit_step); no projection unless it has all")
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
-    bench.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON report to FILE")
+    bench.add_argument("--out", type=Path, metavar="FILE",
+                       help="also write the JSON report to FILE (rewritten after every unit, marked complete: false "
+                            "until the end, so a run cut short keeps what it measured)")
 
 
 def execution_arguments(p) -> None:
