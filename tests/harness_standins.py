@@ -96,9 +96,9 @@ class ShiftEngine:
     def spec_for(self, stage, attribute=None):
         return {"engine": "shift", "stage": stage}
 
-    def invert(self, x0, *, with_reference):
+    def invert(self, x0, *, with_reference, reconstruct=True):
         self._log("invert")
-        out = {"x_T": x0 + 0.25, "reconstruction": x0}
+        out = {"x_T": x0 + 0.25, "reconstruction": x0} if reconstruct else {"x_T": x0 + 0.25}
         if with_reference:
             out["reference"] = x0.flip(-1)
         return out

@@ -1,4 +1,5 @@
-"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `figures`, `compare`, `bias`, `baseline`.
+"""The command line: `run`, `ls`, `validate`, `fetch`, `lock`, `report`, `figures`, `compare`, `bias`, `baseline`, `rehearse`,
+`bench`.
 
 Results go to stdout (a summary, or JSON with `--json`), progress and logs to stderr. Exit codes: 0 ok, 1 a known
 answer failed (with `--gate`), 2 bad input or usage (a full disk included), 3 a bug (its traceback saved to a
@@ -21,7 +22,8 @@ from benchmark.core.errors import BenchError, GateFailed
 _HANDLERS = {"report": commands.cmd_report, "figures": commands.cmd_figures, "compare": commands.cmd_compare,
              "ls": commands.cmd_ls,
              "validate": commands.cmd_validate, "fetch": commands.cmd_fetch, "lock": commands.cmd_lock,
-             "bias": commands.cmd_bias, "rehearse": commands.cmd_rehearse}
+             "bias": commands.cmd_bias, "rehearse": commands.cmd_rehearse,
+             "bench": commands.cmd_bench}
 
 
 def _setup_logging() -> None:

@@ -60,12 +60,15 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from benchmark.cli.parser import fast_path_options
     from benchmark.cli.summary import run_summary
     from benchmark.outputs.results import load_results
     from benchmark.plan.request import RunRequest
 
     request = RunRequest(suite=args.suite, attributes=args.attributes, limit=args.limit, device=args.device,
-                         profile=args.profile, data=args.data, train_data=args.train_data, out=args.out.expanduser())
+                         profile=args.profile, data=args.data, train_data=args.train_data, out=args.out.expanduser(),
+                         attribute_batching=args.attribute_batching, fast_path=fast_path_options(args),
+                         batch_size=args.batch_size)
     run_dir = execute(request, fresh=args.fresh, argv=argv)
     result = load_results(run_dir)
     if args.json:
@@ -210,4 +213,20 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         failed = next(line for line in report.lines if not line.ok)
         raise BenchError(f"rehearsal of {args.suite} failed at {failed.name} ({failed.detail})",
                          fix="read the stage's log (rerun with --keep DIR to keep it); docs/rehearsal.md")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmark.bench.report import render, run_bench
+    from benchmark.cli.parser import fast_path_options
+    from benchmark.core.atomic import write_json
+
+    out = args.out.expanduser() if args.out else None
+    report = run_bench(args.suite, profile=args.profile, device=args.device, fast_options=fast_path_options(args),
+                       peak_tflops=args.peak_tflops, batch=args.batch, warmup=args.warmup, repeats=args.repeats,
+                       registry=ManifestRegistry(), units_only=args.units,
+                       partial=(lambda r: write_json(out, r)) if out else None)
+    if out:
+        write_json(out, report)
+    print(json.dumps(report, indent=2) if args.json else render(report))
     return 0

@@ -49,7 +49,8 @@ and says which of them this run cannot make, and why. Works on paper-table, synt
 exit codes: 0 ok · 2 bad input (no results.json, unknown format)
 """
 
-COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "figures", "compare", "bias", "baseline", "rehearse")
+COMMANDS = ("run", "ls", "validate", "fetch", "lock", "report", "figures", "compare", "bias", "baseline", "rehearse",
+            "bench")
 DEFAULT_OUT = Path("runs")
 _FMT = argparse.RawDescriptionHelpFormatter
 
@@ -68,7 +69,7 @@ def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"asyrp-bench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_run, _add_ls, _add_validate, _add_fetch, _add_lock, _add_report, _add_figures, _add_compare,
-                _add_bias, _add_baseline, _add_rehearse):
+                _add_bias, _add_baseline, _add_rehearse, _add_bench):
         add(sub)
     return parser
 
@@ -87,6 +88,7 @@ def _add_run(sub) -> None:
     how.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     how.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for run folders (default: %(default)s)")
     how.add_argument("--fresh", action="store_true", help="recompute every stage instead of using the cache")
+    execution_arguments(run.add_argument_group("speed (recorded in the results and part of the cache keys)"))
     out = run.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the results JSON on stdout instead of a summary")
     out.add_argument("--gate", action="store_true",
@@ -193,6 +195,70 @@ def _add_rehearse(sub) -> None:
     rehearse.add_argument("--attributes", nargs="+", metavar="NAME", default=["smiling"],
                           help="attributes of the smoke run (default: %(default)s)")
     rehearse.add_argument("--seed", type=int, default=0, help="seed of the forgeries (default: %(default)s)")
+
+
+BENCH_EXAMPLES = """\
+examples:
+  python run_all.py bench --suite synthetic --profile quick              # seconds, on the CPU
+  python run_all.py bench --suite paper-table --device cpu --json        # full-size units, each timed once
+  python run_all.py bench --suite paper-table --device cuda --precision bf16 --compile --out bench.json
+
+Builds the suite's architectures (random weights where the real ones would be fetched: nothing is downloaded),
+times each unit after a warm-up, counts its FLOPs (torch FlopCounterMode) and projects the suite's wall time
+from its own unit counts. exit codes: 0 ok · 2 bad input (unknown suite, a GPU-only option on the CPU)
+"""
+
+
+def _add_bench(sub) -> None:
+    bench = sub.add_parser("bench", help="time and count a suite's units on a device; project its wall time",
+                           formatter_class=_FMT, epilog=BENCH_EXAMPLES)
+    _suite_arguments(bench, required=True)
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    fast_path_arguments(bench)
+    bench.add_argument("--peak-tflops", type=float, metavar="X",
+                       help="the device's peak TFLOP/s for its arithmetic (default: the datasheet table; "
+                            "unknown on a CPU)")
+    bench.add_argument("--batch", type=positive_int, metavar="N", help="images per unit call (default: 8 on CUDA; "
+                                                                       "on a CPU 1 at full size, else 8)")
+    bench.add_argument("--warmup", type=int, metavar="N", help="untimed calls before timing each unit")
+    bench.add_argument("--repeats", type=positive_int, metavar="N", help="timed calls per unit (the median counts)")
+    bench.add_argument("--units", nargs="+", metavar="NAME",
+                       help="time only these units (e.g. invert_step edit_step); no projection unless it has all")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument("--out", type=Path, metavar="FILE",
+                       help="also write the JSON report to FILE (rewritten after every unit, marked complete: false "
+                            "until the end, so a run cut short keeps what it measured)")
+
+
+def execution_arguments(p) -> None:
+    """How a run computes: batching and the fast-path options (`models.FastPath`); the default is the authors'
+    arithmetic, strict fp32 with TF32 off."""
+    p.add_argument("--no-attribute-batching", dest="attribute_batching", action="store_false", default=None,
+                   help="train and edit one attribute at a time, with the reference trajectory cached at inversion "
+                        "(default: the suite's `attribute_batching`, on unless the manifest says otherwise)")
+    p.add_argument("--batch-size", type=positive_int, metavar="N",
+                   help="UNet rows per batch for inversion and editing (default: from free GPU memory; on the CPU "
+                        "8 for inversion, all rows for editing)")
+    fast_path_arguments(p)
+
+
+def fast_path_arguments(p) -> None:
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast over the UNet, f_t and CLIP, f_t weights and optimiser in fp32 (default: fp32)")
+    p.add_argument("--tf32", choices=["off", "torch-default", "on"], default="off",
+                   help="TF32 matmuls/convolutions on CUDA: off (strict fp32, default), torch-default (cuDNN "
+                        "convolutions in TF32: what runs did before this option), on (GPU only)")
+    p.add_argument("--channels-last", action="store_true", help="UNet in NHWC memory layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet's encode and decode")
+    p.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs via compile mode reduce-overhead "
+                                                               "(GPU only; needs --compile)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick its fastest kernels (GPU only)")
+
+
+def fast_path_options(args) -> dict:
+    """The parsed fast-path flags as `models.FastPath` fields."""
+    return {"precision": args.precision, "tf32": args.tf32, "channels_last": args.channels_last,
+            "compile": args.compile, "cuda_graphs": args.cuda_graphs, "cudnn_benchmark": args.cudnn_benchmark}
 
 
 def positive_int(text: str) -> int:

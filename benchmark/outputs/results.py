@@ -148,6 +148,8 @@ class RunInfo(_Frozen):
     attributes: list[str] = Field(default_factory=list)
     cache: dict[str, dict[str, int]] = Field(default_factory=dict)  # stage -> {hits, misses}
     notes: list[str] = Field(default_factory=list)
+    # how it computed: fast-path options (precision, TF32, ...), attribute batching, each f_t's training pass
+    execution: dict[str, Any] = Field(default_factory=dict)
 
 
 class RunResult(_Frozen):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from benchmark.core.errors import BenchError
 from benchmark.inputs.selection import apply_limit, effective_limit, select_attributes
-from benchmark.plan.request import RunRequest, require_packages
+from benchmark.plan.request import RunRequest, fast_path_for, require_packages
 
 DEMO_NOTE = ("DEMO: tiny randomly initialised models on generated images; every number below is meaningless. "
              "It only shows the pipeline at work. The default suite is `synthetic` (`python run_all.py`); "
@@ -73,7 +73,9 @@ def build_demo(request: RunRequest):
                                                                      "clip_loss_model": "random-seed0"},
                          train_settings=TrainSettings(epochs=1, batch_size=N_TRAIN, lr=0.5), clip_loss=clip_loss,
                          ft_options={"norm_groups": 8}, seeds=seeds,
-                         reference_min_t=min(a.settings["t_edit"] for a in attributes))
+                         reference_min_t=min(a.settings["t_edit"] for a in attributes),
+                         attribute_batching=request.attribute_batching is not False,
+                         fast_path=fast_path_for(request, device), batch_size=request.batch_size)
     metric_plans = [MetricPlan(key, metrics.get_metric(name, device=device, bootstrap_seed=0, **fields))
                     for key, name, fields in METRICS]
     return SuitePlan(suite="demo@1", images=apply_limit(demo_images(N_TEST, 0), request.limit),

@@ -22,7 +22,7 @@ from benchmark.plan.known_answer_wiring import known_answer_gates
 from benchmark.plan.loaders import LOADERS, backend_weights, weights_file
 from benchmark.plan.plugins import load_plugins
 from benchmark.plan.references import references
-from benchmark.plan.request import RunRequest, known_metric_names, require_packages
+from benchmark.plan.request import RunRequest, fast_path_for, known_metric_names, require_packages
 
 INVERT_CHUNK = 8  # images per inversion unit: batched on the GPU, and what a crash can lose
 
@@ -36,13 +36,14 @@ def plan_from_manifests(name: str, request: RunRequest, *, registry) -> Any:
                             verify_data=False)
     report.raise_first()
     resolved, lock, device = report.resolved, report.lock, report.device
+    require_packages("models", "metrics")
+    fast = fast_path_for(request, device)  # GPU-only options refuse here, before any data is read
     attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
                                    name=lambda r: r.manifest.name)
     test_set, train_set = _read_images(resolved, request, lock)
     limit = effective_limit(request.limit, resolved.dataset.manifest.count)
     lock.save()  # digests seen for the first time are recorded now, so later runs check against them
 
-    require_packages("models", "metrics")
     import metrics
     from benchmark.run.suite_plan import SuitePlan
 
@@ -53,14 +54,23 @@ def plan_from_manifests(name: str, request: RunRequest, *, registry) -> Any:
     return SuitePlan(
         suite=resolved.ref, images=_items(test_set), train_images=_items(train_set) if train_set else [],
         attributes=attribute_plans, metrics=_metric_plans(resolved, device, lock), engine=_engine(
-            resolved, model, clip_loss, attribute_plans, report.weights.files),
+            resolved, model, clip_loss, attribute_plans, report.weights.files, request, fast),
         make_edit_set=metrics.EditSet, delta_h_scales=tuple(suite.edit.delta_h_scale), batch_size=INVERT_CHUNK,
         seeds={k: int(v) for k, v in suite.seeds.items()} or {"global": 0},
         manifest_digests={**resolved.manifest_digests(), "run_config": json_digest(
-            {"profile": request.profile, "limit": limit, "attributes": request.attributes})},
+            _run_config(request, fast, limit))},
         weight_digests={f"{f.model}/{f.path.name}": f.actual or f.expected or "" for f in report.weights.files},
         references=references(resolved), device=str(device), profile=request.profile, limit=limit,
         notes=_profile_notes(suite, request.profile), extra_gates=known_answer_gates(resolved, device))
+
+
+def _run_config(request: RunRequest, fast, limit: int | None) -> dict:
+    """What the user chose beyond the manifests; the execution options only when set, so that a default run's
+    digest is what it was before they existed."""
+    config = {"profile": request.profile, "limit": limit, "attributes": request.attributes}
+    chosen = {"attribute_batching": request.attribute_batching, "batch_size": request.batch_size,
+              "fast_path": None if fast.is_default else fast.model_dump()}
+    return {**config, **{k: v for k, v in chosen.items() if v is not None}}
 
 
 def _read_images(resolved, request: RunRequest, lock):
@@ -143,12 +153,14 @@ def ablation_arms(attribute_plans: list, variants) -> list:
             for p in attribute_plans for v in variants]
 
 
-def _engine(resolved, model, clip_loss, attribute_plans, files):
+def _engine(resolved, model, clip_loss, attribute_plans, files, request: RunRequest, fast):
     from benchmark.run.stages.asyrp import AsyrpEngine, TrainSettings
 
     suite = resolved.suite
     train = suite.train
+    batching = suite.attribute_batching if request.attribute_batching is None else request.attribute_batching
     return AsyrpEngine(
+        attribute_batching=batching, fast_path=fast, batch_size=request.batch_size,
         model=model, steps=suite.steps,
         digests=engine_digests(resolved, files), ft_name=suite.ft.name, ft_options=suite.ft.options,
         train_settings=None if train is None else TrainSettings(train.epochs, train.batch_size, train.optimizer,

@@ -20,6 +20,9 @@ class RunRequest:
     data: str | None = None  # where the test images are (folder, zip or LMDB); see docs/data.md
     train_data: str | None = None  # where the training images are, when they are another dataset
     out: Path | None = None  # the folder run folders go to: checked before any compute
+    attribute_batching: bool | None = None  # None: the suite manifest's `attribute_batching`
+    fast_path: dict | None = None  # models.FastPath fields (precision, tf32, ...); None: strict fp32
+    batch_size: int | None = None  # UNet rows per batch for inversion and editing; None: from free memory
 
 
 def require_packages(*names: str) -> None:
@@ -38,3 +41,18 @@ def known_metric_names() -> list[str] | None:
 
     load_plugins()  # plugin packages (the synthetic world) register their own metrics
     return metrics.METRICS.names()
+
+
+def fast_path_for(request: RunRequest, device):
+    """The request's `models.FastPath`, refused (naming the option) where the device cannot run it."""
+    from pydantic import ValidationError
+
+    import models
+
+    try:
+        fast = models.FastPath(**(request.fast_path or {}))
+    except ValidationError as e:
+        raise BenchError(f"fast-path options {request.fast_path}: {e.errors()[0]['msg']}",
+                         fix="e.g. --cuda-graphs needs --compile; see `run_all.py run --help`") from None
+    fast.check(device)
+    return fast

@@ -42,10 +42,10 @@ from benchmark.run.cache import CacheEntry
 from benchmark.run.label_maps import save_label_maps
 from benchmark.run.runner import Runner
 from benchmark.run.stages import EDIT, INVERT, MEASURE, REPORT, TRAIN
-from benchmark.run.stages.edit import edit_attribute
+from benchmark.run.stages.edit import edit_all
 from benchmark.run.stages.invert import invert_images
 from benchmark.run.stages.measure import measure_attribute
-from benchmark.run.stages.train import train_attribute
+from benchmark.run.stages.train import train_all
 from benchmark.run.suite_plan import SuitePlan, edit_key
 
 log = logging.getLogger("benchmark.run.pipeline")
@@ -81,18 +81,16 @@ def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
         state.test_inversions = invert_images(runner, plan.engine, plan.images, batch_size=plan.batch_size,
                                               with_reference=False, purpose="test", device=plan.device)
         if needs_training:
-            state.train_inversions = invert_images(runner, plan.engine, plan.train_images,
-                                                   batch_size=plan.batch_size, with_reference=True,
-                                                   purpose="train", device=plan.device)
+            # training never reads a training image's reconstruction; the reference only when it is cached
+            state.train_inversions = invert_images(
+                runner, plan.engine, plan.train_images, batch_size=plan.batch_size, purpose="train",
+                with_reference=getattr(plan.engine, "needs_reference", True), reconstruct=False, device=plan.device)
     with runner.stage(TRAIN, total=len(plan.attributes), unit="attr"):
-        for attr in plan.attributes:
-            state.ft[attr.name] = train_attribute(runner, plan.engine, attr, plan.train_images,
-                                                  state.train_inversions)
+        state.ft = train_all(runner, plan.engine, plan.attributes, plan.train_images, state.train_inversions)
     edits = [(attr, scale, edit_key(attr.name, scale)) for attr in plan.attributes for scale in plan.delta_h_scales]
     with runner.stage(EDIT, total=len(edits), unit="edit"):
-        for attr, scale, key in edits:
-            state.edits[key] = edit_attribute(runner, plan.engine, attr, state.ft[attr.name],
-                                              state.test_inversions, delta_h_scale=scale, device=plan.device)
+        state.edits = edit_all(runner, plan.engine, [(a, s) for a, s, _ in edits], state.ft, state.test_inversions,
+                               device=plan.device)
     with runner.stage(MEASURE, total=len(edits) * len(plan.metrics), unit="metric"):
         for attr, _, key in edits:
             for pm in plan.metrics:
@@ -101,6 +99,14 @@ def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
                 state.measures[(key, pm.key)] = entry
                 state.metrics.setdefault(key, {})[pm.key] = metric_value(entry.output.data, pm.metric.direction)
     return state
+
+
+def execution_record(state: RunState) -> dict[str, Any]:
+    """How the run computed: the engine's fast-path options and batching, and per trained f_t the training pass
+    it came from (read from its cache entry, so a cached f_t reports how it was made)."""
+    record = getattr(state.plan.engine, "execution", dict)()
+    passes = {name: e.output.data["training"] for name, e in state.ft.items() if "training" in e.output.data}
+    return {**record, "trained": passes} if passes else record
 
 
 def attribute_infos(plan: SuitePlan) -> dict:
@@ -225,7 +231,7 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
                         started_at=started, ended_at=ended, argv=list(argv), profile=plan.profile, limit=plan.limit,
                         attributes=[a.ref for a in plan.attributes],
                         cache={k: {"hits": s.hits, "misses": s.misses} for k, s in runner.stats.items()},
-                        notes=[*plan.notes, *state.notes]),
+                        notes=[*plan.notes, *state.notes], execution=execution_record(state)),
             metrics=state.metrics, gates=gates, attributes=attribute_infos(plan),
             references=[*plan.references, *state.references], grid_images=grid)
 

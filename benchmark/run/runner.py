@@ -70,12 +70,26 @@ class Runner:
             log.info("stage %s: %.2f s, %d computed, %d from cache", stage.name, stats.seconds,
                      stats.misses, stats.hits)
 
+    def key(self, stage: Stage, spec: Mapping[str, Any], *, digests: Mapping[str, str] | None = None,
+            upstream: Mapping[str, CacheEntry] | None = None) -> str:
+        """The cache key `unit` gives these arguments."""
+        return stage_key(stage.name, stage.code_version, spec, digests=digests,
+                         upstream={k: e.key for k, e in (upstream or {}).items()}, environment=self.environment)
+
+    def is_cached(self, stage: Stage, spec: Mapping[str, Any], *, digests: Mapping[str, str] | None = None,
+                  upstream: Mapping[str, CacheEntry] | None = None) -> bool:
+        """Whether `unit` with these arguments would be a cache hit (never with `fresh`). Stages that compute
+        several units together ask first, so that only the missing ones are computed."""
+        if self.fresh:
+            return False
+        key = self.key(stage, spec, digests=digests, upstream=upstream)
+        return self.cache.load(stage.name, key) is not None
+
     def unit(self, stage: Stage, label: str, spec: Mapping[str, Any], compute: Callable[[], StageOutput], *,
              digests: Mapping[str, str] | None = None,
              upstream: Mapping[str, CacheEntry] | None = None) -> CacheEntry:
         """One unit of `stage`, from the cache or computed. `upstream` entries' keys become part of its key."""
-        key = stage_key(stage.name, stage.code_version, spec, digests=digests,
-                        upstream={k: e.key for k, e in (upstream or {}).items()}, environment=self.environment)
+        key = self.key(stage, spec, digests=digests, upstream=upstream)
         entry = self.cache.get_or_compute(stage.name, key, compute, spec=spec, fresh=self.fresh, label=label)
         stats = self.stats.setdefault(stage.name, StageStats())
         if entry.hit:

@@ -66,9 +66,13 @@ class Engine(Protocol):
     def spec_for(self, stage: str, attribute: AttributePlan | None = None) -> Mapping[str, Any]:
         """The settings a stage's output depends on (part of its cache key)."""
 
-    def invert(self, x0: torch.Tensor, *, with_reference: bool) -> dict[str, torch.Tensor]:
-        """DDIM-invert a batch: at least `x_T` and `reconstruction`; with `with_reference`, also what training
-        needs (the plain-DDIM reference trajectory)."""
+    def invert(self, x0: torch.Tensor, *, with_reference: bool, reconstruct: bool = True) -> dict[str, torch.Tensor]:
+        """DDIM-invert a batch: at least `x_T` and (unless `reconstruct=False`) `reconstruction`; with
+        `with_reference`, also the plain-DDIM reference trajectory that sequential training reads.
+
+        Optional, for engines that compute several units together (`AsyrpEngine`): `attribute_batching`,
+        `needs_reference`, `batch_group(attribute)`, `train_many(attributes, x0, inversions)`,
+        `edit_many(settings, x_T, ids=...)`, `unet_batch(cpu_default=...)` and `execution()`."""
 
     def train(self, attribute: AttributePlan, x0: torch.Tensor, inversions: Mapping[str, torch.Tensor],
               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

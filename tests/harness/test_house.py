@@ -7,8 +7,9 @@ from pathlib import Path
 
 from benchmark.core.paths import REPO_ROOT
 
-LAYERS = {"benchmark.cli": 7, "benchmark.synthetic": 6, "benchmark.rehearsal": 6, "benchmark.plan": 5, "benchmark.checks": 4,
-          "benchmark.run": 3, "benchmark.outputs": 2, "benchmark.inputs": 1, "benchmark.core": 0, "benchmark": 0}
+LAYERS = {"benchmark.cli": 8, "benchmark.synthetic": 7, "benchmark.rehearsal": 7, "benchmark.bench": 6,
+          "benchmark.plan": 5, "benchmark.checks": 4, "benchmark.run": 3, "benchmark.outputs": 2, "benchmark.inputs": 1,
+          "benchmark.core": 0, "benchmark": 0}
 CORE_ONLY = ("models", "metrics")
 
 

@@ -221,6 +221,10 @@ class SuiteManifest(_Header):
     resources: Resources = Field(default_factory=Resources)
     profiles: dict[str, Profile] = Field(default_factory=dict)
     known_answers: KnownAnswers | None = None
+    # Train the attributes that share the training settings in one pass and edit every attribute × Δh scale in
+    # one batch (false: one attribute at a time, with the reference trajectory cached at inversion). Each f_t is
+    # an exact batch-1 run either way; the two differ by float rounding (docs/speed.md, docs/performance.md).
+    attribute_batching: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> SuiteManifest:

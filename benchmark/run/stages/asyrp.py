@@ -1,14 +1,27 @@
 """The real engine: the stages' `Engine` seam, implemented with the Asyrp core in `models/`.
 
 Everything here is a thin translation between the harness's settings (manifests) and `models`' API:
-`models.invert` (DDIM inversion with the cached reference trajectory), `models.train_ft` (the authors' loss,
-batched), `models.load_official_ft` (the released DeltaBlocks) and `models.generate` (the asymmetric reverse
-process with t_edit, t_boost and the Δh scalings). No method logic lives in the harness.
+`models.invert` (DDIM inversion, with the reference trajectory when training reads it from a cache),
+`models.train_attributes` (the authors' loss; several attributes in one pass), `models.load_official_ft` (the
+released DeltaBlocks) and `models.generate_batched` (the asymmetric reverse process with t_edit, t_boost and the
+Δh scalings; several edits in one batch). No method logic lives in the harness.
+
+Two ways to train and edit, chosen by `attribute_batching` and part of every train and edit key:
+
+- attribute-batched (the default): the attributes that share the training settings train in one
+  `train_attributes` pass (each an exact batch-1 run of its own; the reference P_t^orig rolled on the fly, so the
+  training inversions carry no reference trajectory), and all edits (attributes × Δh scales) of a chunk of test
+  images run as one batch per step;
+- sequential: one attribute at a time with the reference trajectory cached at inversion (`train_attributes` with
+  one run and `reference="cached"` is `train_ft` bit for bit), one edit setting at a time.
+
+The two differ by float rounding only (docs/speed.md). `fast_path` (`models.FastPath`, strict fp32 by default) is
+applied to inversion, training and editing and is part of every key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,25 +72,72 @@ class AsyrpEngine:
     seeds: Mapping[str, int] = field(default_factory=dict)
     reference_min_t: int = 0  # keep P_t^orig only for t ≥ this (the lowest t_edit of the suite): memory
     progress: bool = False
+    attribute_batching: bool = True  # train (and edit) the attributes that share settings in one batched pass
+    fast_path: Any = None  # models.FastPath; None is strict fp32 (FastPath()), never "whatever torch does"
+    batch_size: int | None = None  # UNet rows per batch for inversion and editing; None: from free memory
+
+    # -- execution -----------------------------------------------------------------------------------------------
+    @property
+    def fast(self):
+        import models
+
+        return self.fast_path or models.FastPath()
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether training reads P_t^orig cached at inversion (sequential) or rolls it on the fly (batched)."""
+        return not self.attribute_batching and not (self.train_settings or TrainSettings()).official_loop
+
+    def training_mode(self) -> dict[str, str]:
+        mode = "attribute-batched" if self.attribute_batching else "sequential"
+        return {"mode": mode, "reference": "cached" if self.needs_reference else "on-the-fly"}
+
+    def editing_mode(self) -> str:
+        return "batched" if self.attribute_batching else "sequential"
+
+    def execution(self) -> dict[str, Any]:
+        """What the results record about how this engine computed (not what: that is in the keys)."""
+        return {"fast_path": self.fast.record(), "attribute_batching": self.attribute_batching,
+                "training": self.training_mode(), "editing": self.editing_mode(),
+                "batch_size": self.batch_size if self.batch_size is not None else "auto"}
+
+    def unet_batch(self, *, cpu_default: int | None) -> int | None:
+        """UNet rows per batch: `batch_size` if given; on CUDA from the free memory; else `cpu_default` (None:
+        no limit; host memory is not what limits a CPU run)."""
+        import models
+
+        if self.batch_size is not None:
+            return self.batch_size
+        if self.model.device.type != "cuda":
+            return cpu_default
+        return models.unet_forward_batch_size(self.model)
+
+    def batch_group(self, attribute: AttributePlan) -> tuple:
+        """Attributes with equal groups may train in one pass: the settings that fix the data order and grid."""
+        from models.multi_trainer import SHARED_FIELDS
+
+        config = self.train_config(attribute)
+        return tuple(getattr(config, f) for f in SHARED_FIELDS)
 
     # -- keys ----------------------------------------------------------------------------------------------------
     def spec_for(self, stage: str, attribute: AttributePlan | None = None) -> dict[str, Any]:
         from benchmark.run.cache import code_digest
 
-        model = {"model": self.model.spec(), "code": code_digest("models")}
+        model = {"model": self.model.spec(), "code": code_digest("models"), "fast_path": self.fast.model_dump()}
         if stage == "invert":
             return {**model, "n_inv": self.steps.n_inv, "t0": self.steps.t0, "reference_steps": self.steps.n_train,
                     "reference_min_t": self.reference_min_t}
         if stage == "train":
             name, options = self._ft_for(attribute)
-            return {**model, "ft": name, "ft_options": options, "config": self.train_config(attribute).model_dump()}
+            return {**model, "ft": name, "ft_options": options, "config": self.train_config(attribute).model_dump(),
+                    "training": self.training_mode()}
         if stage == "load":
             return {"ft": self.ft_name}
         if stage == "edit":
             name, options = self._ft_for(attribute)
             return {**model, "n_test": self.steps.n_test, "n_train": self.steps.n_train, "t0": self.steps.t0,
                     "ft": name, "ft_options": options,
-                    "noise_seed": self.seeds.get("boost_noise", 0)}
+                    "noise_seed": self.seeds.get("boost_noise", 0), "editing": self.editing_mode()}
         raise ValueError(f"no spec for stage {stage!r}")
 
     # -- invert --------------------------------------------------------------------------------------------------
@@ -87,12 +147,13 @@ class AsyrpEngine:
             meta.update(reference_n_steps=str(self.steps.n_train), reference_min_t=str(self.reference_min_t))
         return meta
 
-    def invert(self, x0: torch.Tensor, *, with_reference: bool) -> dict[str, torch.Tensor]:
+    def invert(self, x0: torch.Tensor, *, with_reference: bool, reconstruct: bool = True) -> dict[str, torch.Tensor]:
         import models
 
         inversion = models.invert(self.model, x0, self.steps.n_inv, t0=self.steps.t0,
                                   reference_steps=self.steps.n_train if with_reference else None,
-                                  reference_min_t=self.reference_min_t, reconstruct=True, progress=self.progress)
+                                  reference_min_t=self.reference_min_t, reconstruct=reconstruct,
+                                  progress=self.progress, fast_path=self.fast)
         tensors, _ = inversion.to_tensors()
         return tensors
 
@@ -128,20 +189,37 @@ class AsyrpEngine:
 
     def train(self, attribute: AttributePlan, x0: torch.Tensor, inversions: Mapping[str, torch.Tensor],
               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return self.train_many([attribute], x0, inversions)[0]
+
+    def train_many(self, attributes: Sequence[AttributePlan], x0: torch.Tensor,
+                   inversions: Mapping[str, torch.Tensor]) -> list[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+        """Train the attributes' f_t in one pass (attribute-batched) or one after another (sequential); one
+        (state dict, info) per attribute, in order."""
         import models
 
         if self.clip_loss is None:
             raise RuntimeError("this engine has no CLIP loss; it can only load released f_t")
-        inversion = models.Inversion.from_tensors(inversions, self._inversion_meta(with_reference=True))
-        config = self.train_config(attribute)
-        loss = self.clip_loss(attribute.source_prompt, attribute.target_prompt)
-        result = models.train_ft(self.model, self.new_ft(attribute), loss, x0, inversion, config,
-                                 progress=self.progress)
-        steps = result.history.steps
-        name, options = self._ft_for(attribute)
-        info = {"config": config.model_dump(), "clip_loss": loss.spec(), "ft": {"name": name, "options": options},
-                "history": {"t": [s.t for s in steps], "loss": [s.loss for s in steps]}}
-        return {k: v.detach().cpu() for k, v in result.ft.state_dict().items()}, info
+        with_reference = any(k.startswith("reference.") for k in inversions)
+        inversion = models.Inversion.from_tensors(inversions, self._inversion_meta(with_reference=with_reference))
+        runs = [models.AttributeRun(self.new_ft(a), self.clip_loss(a.source_prompt, a.target_prompt),
+                                    self.train_config(a)) for a in attributes]
+        mode = self.training_mode()
+        passes = [runs] if self.attribute_batching else [[r] for r in runs]
+        results = []
+        for group in passes:
+            results += models.train_attributes(self.model, group, x0, inversion, reference=mode["reference"],
+                                               fast_path=self.fast, progress=self.progress)
+        names = [a.name for a in attributes]
+        out = []
+        for attribute, run, result in zip(attributes, runs, results, strict=True):
+            steps = result.history.steps
+            name, options = self._ft_for(attribute)
+            info = {"config": run.config.model_dump(), "clip_loss": run.clip_loss.spec(),
+                    "ft": {"name": name, "options": options},
+                    "training": {**mode, "pass": names if self.attribute_batching else [attribute.name]},
+                    "history": {"t": [s.t for s in steps], "loss": [s.loss for s in steps]}}
+            out.append(({k: v.detach().cpu() for k, v in result.ft.state_dict().items()}, info))
+        return out
 
     def load_official(self, attribute: AttributePlan) -> dict[str, torch.Tensor]:
         import models
@@ -176,11 +254,28 @@ class AsyrpEngine:
 
     def edit(self, attribute: AttributePlan, ft_state: Mapping[str, torch.Tensor], x_T: torch.Tensor, *,
              delta_h_scale: float = 1.0, ids: list[str] | None = None) -> torch.Tensor:
+        return self.edit_many([(attribute, ft_state, delta_h_scale)], x_T, ids=ids)[0]
+
+    def edit_many(self, settings: Sequence[tuple[AttributePlan, Mapping[str, torch.Tensor], float]],
+                  x_T: torch.Tensor, *, ids: list[str] | None = None) -> list[torch.Tensor]:
+        """The edited images of every (attribute, f_t state, Δh scale) on the same x_T, in order: one batch per
+        step over all settings (batched) or one setting at a time (sequential); images in chunks that fit the
+        device. Each image's η = 1 noise comes from its own generator, so chunks do not change it."""
         import models
 
-        ft = self.load_ft(ft_state, attribute)
-        schedule = self.schedule(attribute, delta_h_scale)
         ids = ids or [str(i) for i in range(x_T.shape[0])]
-        out = models.generate(self.model, x_T, [(ft, 1.0)], schedule, self.noise_generators(ids),
-                              progress=self.progress)
-        return out.images
+        jobs = [(self.load_ft(state, a), self.schedule(a, scale)) for a, state, scale in settings]
+        passes = [list(range(len(jobs)))] if self.attribute_batching else [[j] for j in range(len(jobs))]
+        out: list[list[torch.Tensor]] = [[] for _ in jobs]
+        rows = self.unet_batch(cpu_default=None)
+        for members in passes:
+            per_chunk = x_T.shape[0] if rows is None else max(1, rows // len(members))
+            for start in range(0, x_T.shape[0], per_chunk):
+                chunk = slice(start, start + per_chunk)
+                edit_jobs = [models.EditJob([(jobs[j][0], 1.0)], jobs[j][1], self.noise_generators(ids[chunk]))
+                             for j in members]
+                gens = models.generate_batched(self.model, x_T[chunk], edit_jobs, fast_path=self.fast,
+                                               progress=self.progress).generations
+                for j, g in zip(members, gens, strict=True):
+                    out[j].append(g.images)
+        return [torch.cat(parts) for parts in out]
