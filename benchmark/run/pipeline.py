@@ -95,7 +95,7 @@ def schedule_units(plan: SuitePlan, runner: Runner) -> RunState:
             state.ft[attr.name] = train_attribute(runner, plan.engine, attr, plan.train_images,
                                                   state.train_inversions)
     edits = [(attr, scale, edit_key(attr.name, scale)) for attr in plan.attributes for scale in plan.delta_h_scales]
-    with runner.stage(EDIT, total=len(edits), unit="edit"):
+    with runner.stage(EDIT, total=len(edits) * len(state.test_inversions), unit="chunk"):
         for attr, scale, key in edits:
             state.edits[key] = edit_attribute(runner, plan.engine, attr, state.ft[attr.name],
                                               state.test_inversions, delta_h_scale=scale, device=plan.device)
@@ -219,7 +219,7 @@ def run_key(plan: SuitePlan) -> str:
 
 def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] = ()) -> Path:
     """Run every stage and write the run folder; returns its path."""
-    started = utc_now()
+    started = runner.started_at or utc_now()
     state = run_stages(plan, runner)
     gates = evaluate_gates(state.metrics, plan.references)
     for check in plan.extra_gates:

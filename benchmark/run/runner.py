@@ -58,6 +58,7 @@ class Runner:
     #: units this run's workers computed before this runner met them (key -> what the worker reported)
     computed_elsewhere: dict[str, UnitInfo] = field(default_factory=dict)
     units: dict[str, UnitInfo] = field(default_factory=dict)  # key -> the first time this run met the unit
+    started_at: str | None = None  # when the run began, if before the runner's first stage (an executor's run)
     _bar: Any = None
 
     @contextlib.contextmanager
@@ -85,7 +86,7 @@ class Runner:
         entry = self.cache.get_or_compute(stage.name, key, compute, spec=spec, fresh=self.fresh, label=label)
         stats = self.stats.setdefault(stage.name, StageStats())
         elsewhere = self.computed_elsewhere.get(key)
-        if entry.hit and elsewhere is None:
+        if entry.hit and (elsewhere is None or key in self.units):  # a worker's unit is a miss once, as inline
             stats.hits += 1
         else:
             stats.misses += 1

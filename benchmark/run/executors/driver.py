@@ -7,8 +7,9 @@ paid once per group, not once per unit:
 
 - each training is its own job (`train_per_job` may put several in one: attribute batching trains them together),
   and so is each h-space property experiment: these are the long units, spread over the workers;
-- inversion chunks, edits and metric units are split evenly over the workers, and the metric units of an edit
-  ride in the job of that edit (they wait for nothing else, and cost little).
+- inversion chunks, edit chunks and metric units are split evenly over the workers, and the metric units of an
+  edit ride in the job of its chunks (they wait for nothing else, and cost little);
+- when there are more groups than free workers, those that more units wait for (directly or not) go first.
 
 A job that ends without writing its units (worker killed, timed out, preempted, SIGTERM) has its unfinished units
 resubmitted, up to `max_tries`; then the run stops with exit 2, naming the unit, its log and the command that
@@ -179,7 +180,8 @@ def plan_jobs(graph: UnitGraph, free: int, slots: int, train_per_job: int = 1) -
         nodes = [n for n in ready if n.stage == stage]
         size = math.ceil(len(nodes) / slots)
         groups += [nodes[i:i + size] for i in range(0, len(nodes), size)]
-    groups = sorted(groups, key=lambda g: g[0].order)[:free]
+    waiting = graph.dependents()  # the groups that more units wait for go first (the critical path)
+    groups = sorted(groups, key=lambda g: (-sum(waiting.get(n.key, 0) for n in g), g[0].order))[:free]
     claimed = {n.key for g in groups for n in g}
     for group in groups:
         _add_riders(graph, group, claimed)

@@ -67,6 +67,21 @@ class UnitGraph:
     def finished_keys(self) -> set[str]:
         return {k for k, n in self.nodes.items() if n.state in ("done", "cached")}
 
+    def dependents(self) -> dict[str, int]:
+        """For each unit not yet computed, how many others wait for it, directly or not (those go first)."""
+        todo = sorted(self.todo(), key=lambda n: -n.order)  # a unit's dependents come later in the pipeline
+        children: dict[str, list[str]] = {}
+        for node in todo:
+            for dep in node.deps:
+                children.setdefault(dep, []).append(node.key)
+        below: dict[str, set[str]] = {}
+        for node in todo:
+            waiting: set[str] = set()
+            for child in children.get(node.key, ()):
+                waiting |= {child} | below.get(child, set())
+            below[node.key] = waiting
+        return {key: len(keys) for key, keys in below.items()}
+
     def count(self, state: str) -> int:
         return sum(n.state == state for n in self.nodes.values())
 

@@ -35,6 +35,9 @@ def scale_out(plan, runner: Runner, config: ExecutorConfig, recipe: Callable[[],
     """Fill the cache with every unit of `plan` (see the module docstring); returns the unit graph."""
     import torch
 
+    from benchmark.outputs.results import utc_now
+
+    runner.started_at = runner.started_at or utc_now()
     cache_root = runner.cache.root
     cache_root.mkdir(parents=True, exist_ok=True)
     backend = backend or make_backend(config, job_folder(config, cache_root), visible_gpus(plan))
