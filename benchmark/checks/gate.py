@@ -17,7 +17,10 @@ The figure data of the property experiments (`figure_data`) goes to `RunState.pr
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,7 @@ from benchmark.checks.known_answers import CHECKS, DDIM, Outcome
 from benchmark.checks.measure import FactorMeasure
 from benchmark.outputs.gates import evaluate_gates
 from benchmark.outputs.results import Gate, MetricValue, ReferenceValue
+from benchmark.run.executors.lazy import Pending
 
 
 def _direction(band) -> str:
@@ -81,16 +85,31 @@ class KnownAnswerGates:
                     raise ValueError(f"known-answer check {check.check} gave {outcome.value.mean}")
                 values.setdefault(outcome.attribute, {})[outcome.key] = _metric_value(outcome, check, self.measure)
                 refs.append(_reference(outcome, check, self.measure))
-            if self.spec.combination and all(ctx.has(a) for a in self.spec.combination):
-                ctx.combination()  # its 2-D grid is a figure even when no check reads it
-            for attribute in t_edit_sweep_attributes(self.spec):
-                if ctx.has(attribute):
-                    ctx.t_edit_sweep(attribute)
+            for figure in self.figures(ctx):
+                figure()
         for attribute, per_key in values.items():
             state.metrics.setdefault(attribute, {}).update(per_key)
         state.references.extend(refs)
         state.properties.update(figure_data(ctx))
         return evaluate_gates(values, refs)
+
+    def figures(self, ctx: Context) -> list[Callable[[], Any]]:
+        """The property units that only figures read (computed even when no check reads them)."""
+        steps: list[Callable[[], Any]] = []
+        if self.spec.combination and all(ctx.has(a) for a in self.spec.combination):
+            steps.append(ctx.combination)  # its 2-D grid is a figure even when no check reads it
+        steps += [functools.partial(ctx.t_edit_sweep, a) for a in t_edit_sweep_attributes(self.spec) if ctx.has(a)]
+        return steps
+
+    def discover(self, state) -> None:
+        """Meet every property unit without needing a value that is not computed yet: each check (or figure)
+        that reads such a value is skipped where it reads it. An executor learns the gate's units this way
+        before it computes them (`benchmark.run.executors`)."""
+        ctx = Context(state, self.spec, self.measure)
+        steps = [functools.partial(CHECKS.get(c.check), ctx, c) for c in self.applicable(ctx)] + self.figures(ctx)
+        for step in steps:
+            with contextlib.suppress(Pending):
+                step()
 
 
 # ---------------------------------------------------------------------------------------------------------------

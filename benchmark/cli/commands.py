@@ -69,7 +69,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                          profile=args.profile, data=args.data, train_data=args.train_data, out=args.out.expanduser(),
                          attribute_batching=args.attribute_batching, fast_path=fast_path_options(args),
                          batch_size=args.batch_size)
-    run_dir = execute(request, fresh=args.fresh, argv=argv)
+    run_dir = execute(request, fresh=args.fresh, argv=argv, executor=executor_config(args))
     result = load_results(run_dir)
     if args.json:
         print(json.dumps({"run_dir": str(run_dir), **json.loads(result.model_dump_json())}, indent=2))
@@ -82,14 +82,30 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-def execute(request, *, fresh: bool, argv: Sequence[str]) -> Path:
-    """Resolve, check and run a suite; returns the run folder."""
-    from benchmark.core.paths import check_writable_dir
+def executor_config(args: argparse.Namespace):
+    """The executor settings from `--executor-config` and the flags, checked before anything else (exit 2)."""
+    from benchmark.run.executors.config import build_config, load_executor_config
+
+    doc = load_executor_config(args.executor_config) if args.executor_config else None
+    return build_config(doc, {"executor": args.executor, "workers": args.workers, "max_tries": args.max_tries,
+                              "slurm_partition": args.slurm_partition, "slurm_account": args.slurm_account,
+                              "slurm_time_min": args.slurm_time_min, "slurm_gpus_per_job": args.slurm_gpus_per_job})
+
+
+def execute(request, *, fresh: bool, argv: Sequence[str], executor=None) -> Path:
+    """Resolve, check and run a suite; returns the run folder. `executor` (an `ExecutorConfig`) other than
+    `inline` computes the units as jobs first (benchmark.run.executors); the run folder is written here."""
+    from benchmark.core.paths import cache_dir, check_writable_dir
     from benchmark.plan.suite import resolve_plan
     from benchmark.run.pipeline import run_plan
     from benchmark.run.runner import stage_runner
 
     check_writable_dir(request.out)  # before any compute: a result that cannot be written is not worth an hour
+    scaled = executor is not None and executor.executor != "inline"
+    if scaled:
+        from benchmark.run.executors.backends import preflight
+
+        preflight(executor, cache_dir())  # before the plan is built, and long before a job is submitted
     plan = resolve_plan(request, ManifestRegistry())
     if plan.limit is not None:
         logging.getLogger("benchmark").warning(
@@ -99,7 +115,16 @@ def execute(request, *, fresh: bool, argv: Sequence[str]) -> Path:
         logging.getLogger("benchmark").info(
             "--limit %d keeps every one of the suite's %d images: a complete run, not marked as limited.",
             request.limit, len(plan.images))
-    return run_plan(plan, stage_runner(plan, fresh=fresh), request.out, argv=list(argv)).resolve()
+    runner = stage_runner(plan, fresh=fresh)
+    if scaled:
+        import shlex
+
+        from benchmark.plan.recipe import PlanRecipe
+        from benchmark.run.executors.scale import scale_out
+
+        scale_out(plan, runner, executor, PlanRecipe.for_workers(request, str(plan.device)),
+                  resume_command="python run_all.py " + shlex.join(argv))
+    return run_plan(plan, runner, request.out, argv=list(argv)).resolve()
 
 
 def cmd_baseline(args: argparse.Namespace, argv: Sequence[str]) -> int:

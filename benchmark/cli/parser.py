@@ -16,6 +16,9 @@ examples:
                                                       # a quick look; marked NOT FOR REPORTING
   python run_all.py run --suite paper-table --profile tiny --device cpu   # same suite, tiny models (CI)
   python run_all.py run --suite synthetic --json --gate > result.json     # CI: exit 1 when a known answer fails
+  python run_all.py run --suite paper-table --data celeba_hq_raw.zip --device cuda --executor local --workers 4
+  python run_all.py run --suite paper-table --data celeba_hq_raw.zip --device cuda --executor slurm \
+      --executor-config slurm.yaml               # units as SLURM jobs (docs/scale-out.md)
   python run_all.py ls
   python run_all.py validate --suite paper-table --data celeba_hq_raw.zip   # what is missing, and how to fix it
   python run_all.py fetch --suite paper-table         # the only command that downloads
@@ -89,10 +92,25 @@ def _add_run(sub) -> None:
     how.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for run folders (default: %(default)s)")
     how.add_argument("--fresh", action="store_true", help="recompute every stage instead of using the cache")
     execution_arguments(run.add_argument_group("speed (recorded in the results and part of the cache keys)"))
+    _executor_arguments(run.add_argument_group("scale-out (docs/scale-out.md)"))
     out = run.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the results JSON on stdout instead of a summary")
     out.add_argument("--gate", action="store_true",
                      help="exit 1 when a known answer fails (paper claims are reported, never fail a run)")
+
+
+def _executor_arguments(p) -> None:
+    p.add_argument("--executor", choices=("inline", "local", "slurm"), default=None,
+                   help="who computes the units: inline (this process; the default), local worker processes, or "
+                        "SLURM jobs (submitit)")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="jobs in flight (default: 2 local workers, one per GPU when there are several; 8 SLURM jobs)")
+    p.add_argument("--executor-config", type=Path, metavar="FILE", help="a YAML executor profile (docs/scale-out.md)")
+    p.add_argument("--max-tries", type=positive_int, metavar="N", help="jobs a unit may lose before the run stops (3)")
+    p.add_argument("--slurm-partition", metavar="NAME")
+    p.add_argument("--slurm-account", metavar="NAME")
+    p.add_argument("--slurm-time-min", type=positive_int, metavar="MIN", help="time limit of each job (240)")
+    p.add_argument("--slurm-gpus-per-job", type=int, metavar="N", help="GPUs of each job (1)")
 
 
 def _add_ls(sub) -> None:

@@ -5,6 +5,7 @@ Stable fields (outside tools read them; changing one means a new `schema_version
 - `schema_version`; `suite` ("name@version");
 - `run.git_sha` (+ `run.git_dirty`), `run.manifest_digests`, `run.weight_digests`, `run.seeds`, `run.packages`,
   `run.device`, `run.stage_seconds`, `run.started_at`, `run.ended_at`;
+- `run.executor` (`{name, workers}`) and `run.units` (`{stage, key, worker, seconds, cached, ...}` per unit);
 - `metrics[attribute][metric]` with `mean`, `ci_low`, `ci_high`, `n`, `spec` (and `std`, `variants`, `flags`);
 - `gates`: a list of `{name, kind, value, band, passed}`; `kind` is `known_answer` (it can fail a run: `run --gate`)
   or `claim` (a paper's claim under test: `passed` says whether it holds in this world; it never fails a run).
@@ -131,6 +132,27 @@ class AttributeInfo(_Frozen):
     delta_h_scale: float = 1.0
 
 
+class ExecutorInfo(_Frozen):
+    """Who computed a run's units: `inline` (the driver itself), `local` workers or `slurm` jobs."""
+
+    name: str
+    workers: int
+
+
+class UnitInfo(_Frozen):
+    """One unit of a run: which worker computed it (`cache` when it was served from the cache) and in how many
+    seconds (0 for a cached one)."""
+
+    stage: str
+    key: str
+    label: str = ""
+    worker: str
+    seconds: float
+    cached: bool
+    job: str | None = None  # the executor's job id, when a job computed it
+    attempts: int = 1  # how many jobs it took (more than 1 after a worker was lost)
+
+
 class RunInfo(_Frozen):
     git_sha: str | None
     git_dirty: bool | None
@@ -150,6 +172,8 @@ class RunInfo(_Frozen):
     notes: list[str] = Field(default_factory=list)
     # how it computed: fast-path options (precision, TF32, ...), attribute batching, each f_t's training pass
     execution: dict[str, Any] = Field(default_factory=dict)
+    executor: ExecutorInfo | None = None  # None: a result written before executors were recorded
+    units: list[UnitInfo] = Field(default_factory=list)
 
 
 class RunResult(_Frozen):

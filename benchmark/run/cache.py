@@ -63,6 +63,36 @@ class CacheEntry:
     seconds: float  # compute time when it was written (a hit costs ~0 now; this is what it saved)
 
 
+class CombinedEntry:
+    """Entries of one stage read as one (the chunks of an edit): each tensor concatenated in order along the
+    first dimension. Its key stands for its parts' keys; a unit that consumes it depends on every part."""
+
+    def __init__(self, stage: str, parts: list[CacheEntry]):
+        if not parts:
+            raise ValueError("a combined entry needs at least one part")
+        self.stage, self.parts = stage, tuple(parts)
+        self.key = json_digest({"combined": stage, "parts": [p.key for p in self.parts]})
+        self._output: StageOutput | None = None
+
+    @property
+    def output(self) -> StageOutput:
+        if self._output is None:
+            import torch
+
+            outputs = [p.output for p in self.parts]
+            self._output = StageOutput(tensors={name: torch.cat([o.tensors[name] for o in outputs])
+                                                for name in outputs[0].tensors})
+        return self._output
+
+    @property
+    def hit(self) -> bool:
+        return all(p.hit for p in self.parts)
+
+    @property
+    def seconds(self) -> float:
+        return sum(p.seconds for p in self.parts)
+
+
 @functools.cache
 def code_digest(package: str) -> str:
     """sha256 over the source files of an installed package (`models`, `metrics`): the code version of the

@@ -72,6 +72,14 @@ class RunState:
 
 def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
     """invert → train → edit → measure, each unit through the cache."""
+    state = schedule_units(plan, runner)
+    collect_metrics(state)
+    return state
+
+
+def schedule_units(plan: SuitePlan, runner: Runner) -> RunState:
+    """Every unit of invert → train → edit → measure, in that order, through the runner; no unit's output is read
+    here, only in the units' own computations (so an executor can learn the units before computing them)."""
     state = RunState(plan, runner)
     needs_training = any(a.official_ft is None for a in plan.attributes)
     n_invert = -(-len(plan.images) // plan.batch_size)
@@ -88,16 +96,15 @@ def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
     with runner.stage(TRAIN, total=len(plan.attributes), unit="attr"):
         state.ft = train_all(runner, plan.engine, plan.attributes, plan.train_images, state.train_inversions)
     edits = [(attr, scale, edit_key(attr.name, scale)) for attr in plan.attributes for scale in plan.delta_h_scales]
-    with runner.stage(EDIT, total=len(edits), unit="edit"):
+    with runner.stage(EDIT, total=len(edits) * len(state.test_inversions), unit="chunk"):
         state.edits = edit_all(runner, plan.engine, [(a, s) for a, s, _ in edits], state.ft, state.test_inversions,
                                device=plan.device)
     with runner.stage(MEASURE, total=len(edits) * len(plan.metrics), unit="metric"):
         for attr, _, key in edits:
             for pm in plan.metrics:
-                entry = measure_attribute(runner, pm, attr, key, plan.images, state.edits[key],
-                                          state.test_inversions, plan.make_edit_set)
-                state.measures[(key, pm.key)] = entry
-                state.metrics.setdefault(key, {})[pm.key] = metric_value(entry.output.data, pm.metric.direction)
+                state.measures[(key, pm.key)] = measure_attribute(runner, pm, attr, key, plan.images,
+                                                                  state.edits[key], state.test_inversions,
+                                                                  plan.make_edit_set)
     return state
 
 
@@ -107,6 +114,13 @@ def execution_record(state: RunState) -> dict[str, Any]:
     record = getattr(state.plan.engine, "execution", dict)()
     passes = {name: e.output.data["training"] for name, e in state.ft.items() if "training" in e.output.data}
     return {**record, "trained": passes} if passes else record
+
+
+def collect_metrics(state: RunState) -> None:
+    """The metric values of the measured units, into `state.metrics`."""
+    directions = {pm.key: pm.metric.direction for pm in state.plan.metrics}
+    for (key, metric), entry in state.measures.items():
+        state.metrics.setdefault(key, {})[metric] = metric_value(entry.output.data, directions[metric])
 
 
 def attribute_infos(plan: SuitePlan) -> dict:
@@ -213,7 +227,7 @@ def run_key(plan: SuitePlan) -> str:
 
 def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] = ()) -> Path:
     """Run every stage and write the run folder; returns its path."""
-    started = utc_now()
+    started = runner.started_at or utc_now()
     remove_dead_staging(out)  # what killed runs into this --out left; never a live run's
     state = run_stages(plan, runner)
     gates = evaluate_gates(state.metrics, plan.references)
@@ -231,7 +245,8 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
                         started_at=started, ended_at=ended, argv=list(argv), profile=plan.profile, limit=plan.limit,
                         attributes=[a.ref for a in plan.attributes],
                         cache={k: {"hits": s.hits, "misses": s.misses} for k, s in runner.stats.items()},
-                        notes=[*plan.notes, *state.notes], execution=execution_record(state)),
+                        notes=[*plan.notes, *state.notes], execution=execution_record(state),
+                        executor=runner.executor, units=runner.unit_infos()),
             metrics=state.metrics, gates=gates, attributes=attribute_infos(plan),
             references=[*plan.references, *state.references], grid_images=grid)
 
@@ -252,4 +267,4 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
     return path
 
 
-__all__ = ["RunState", "run_plan", "run_stages", "load_results"]
+__all__ = ["RunState", "collect_metrics", "run_plan", "run_stages", "schedule_units", "load_results"]

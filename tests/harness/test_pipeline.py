@@ -74,7 +74,7 @@ def test_changed_setting_recomputes_only_what_depends_on_it(tmp_path):
     log.write_text("")
     runner, run_dir = _run(tmp_path, standins.plan(shifts={**SHIFTS, "smiling": 10.2 / 127.5}, engine=engine))
     assert sorted(line.split()[0] + " " + line.split()[1] for line in log.read_text().splitlines()) == [
-        "edit smiling", "train smiling"]
+        "edit smiling"] * 3 + ["train smiling"]  # one edit unit per inversion chunk (3 of 2 images)
     assert runner.stats["invert"].misses == 0 and runner.stats["measure"].misses == 1
     assert load_results(run_dir).metrics["smiling"]["shift"].mean == pytest.approx(10 / 255)
 
@@ -103,4 +103,4 @@ def test_each_delta_h_scale_is_its_own_edit_and_reuses_the_trained_ft(tmp_path):
     assert result.attributes["smiling_x0.5"].delta_h_scale == 0.5
     assert result.attributes["smiling_x0.5"].name == "smiling"
     assert sum(line.startswith("train") for line in log.read_text().splitlines()) == 2  # once per attribute
-    assert runner.stats["edit"].misses == 4
+    assert runner.stats["edit"].misses == 4 * 3  # (2 attributes × 2 scales) × 3 chunks of 2 images

@@ -8,6 +8,6 @@ from benchmark.run.runner import Stage
 
 INVERT = Stage("invert", 1)
 TRAIN = Stage("train", 1)
-EDIT = Stage("edit", 1)
+EDIT = Stage("edit", 2)  # 2: one unit per inversion chunk
 MEASURE = Stage("measure", 2)  # 2: set metrics store their feature sets
 REPORT = Stage("report", 1)
