@@ -41,7 +41,7 @@ from models.ldm import (
     load_latent_diffusion,
     random_latent_diffusion_model,
 )
-from models.noise_source import CLIP_SOURCES, NoiseSource, noise_latents, noise_source
+from models.noise_source import CLIP_SOURCES, NoiseSource, clip_source_images, noise_latents, noise_source
 from models.random_models import (
     TINY_CLIP_CONFIG,
     TINY_UNET_CONFIG,
@@ -84,7 +84,7 @@ __all__ = [
     "TINY_UNET_CONFIG", "TINY_VQ_LDM_CONFIG", "KLCodec", "VQCodec", "alphas_cumprod_from_scheduler_config",
     "latent_diffusion_model", "load_latent_diffusion", "random_latent_diffusion_model",
     "TRANSFORMER_VARIANTS", "CLIP_SOURCES", "MID_LAYER", "NoiseSource", "hspace_layers", "noise_latents",
-    "noise_source", "ADM_ARCHS", "ResDeltaBlock", "adm_unet_config", "from_adm_checkpoint",
+    "noise_source", "clip_source_images", "ADM_ARCHS", "ResDeltaBlock", "adm_unet_config", "from_adm_checkpoint",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",
     "HSpace", "HSpaceUNet", "HubSnapshot", "Inversion", "LossHistory", "LpipsCurves", "PixelCodec",
     "ReferenceTrajectory", "StepRecord", "TokenTransformer", "TrainConfig", "TrainResult", "TransformerFt",

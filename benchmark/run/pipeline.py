@@ -20,6 +20,7 @@ from benchmark.core.hashing import json_digest
 from benchmark.core.runtime import device_description
 from benchmark.inputs.manifests import parse_ref
 from benchmark.outputs.feature_sets import write_feature_sets
+from benchmark.outputs.ft_weights import write_ft_weights
 from benchmark.outputs.gates import evaluate_gates
 from benchmark.outputs.report import build_report
 from benchmark.outputs.results import (
@@ -43,6 +44,7 @@ from benchmark.run.stages import EDIT, INVERT, MEASURE, REPORT, TRAIN
 from benchmark.run.stages.edit import edit_attribute
 from benchmark.run.stages.invert import invert_images
 from benchmark.run.stages.measure import measure_attribute
+from benchmark.run.stages.noise import noise_items, sample_noise
 from benchmark.run.stages.train import train_attribute
 from benchmark.run.suite_plan import SuitePlan, edit_key
 
@@ -68,24 +70,41 @@ class RunState:
     notes: list[str] = field(default_factory=list)  # added by extra gates (e.g. an ungated known answer)
 
 
+def _starting_points(plan: SuitePlan, runner: Runner, needs_training: bool) -> tuple[list, list]:
+    """The test and training inversions, or seeded noise in their place (then the test samples become the run's
+    images, `plan.images`)."""
+    if plan.noise is not None:
+        n = min(plan.noise.n, plan.limit or plan.noise.n)
+        test = sample_noise(runner, plan.engine, plan.noise, n=n, batch_size=plan.batch_size, with_reference=False,
+                            purpose="test")
+        plan.images = noise_items(test)
+    else:
+        test = invert_images(runner, plan.engine, plan.images, batch_size=plan.batch_size, with_reference=False,
+                             purpose="test", device=plan.device)
+    if not needs_training:
+        return test, []
+    if plan.train_noise is not None:
+        return test, sample_noise(runner, plan.engine, plan.train_noise, n=plan.train_noise.n,
+                                  batch_size=plan.batch_size, with_reference=True, purpose="train")
+    return test, invert_images(runner, plan.engine, plan.train_images, batch_size=plan.batch_size,
+                               with_reference=True, purpose="train", device=plan.device)
+
+
 def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
-    """invert → train → edit → measure, each unit through the cache."""
+    """invert (or seeded noise) → train → edit → measure, each unit through the cache."""
     state = RunState(plan, runner)
     needs_training = any(a.official_ft is None for a in plan.attributes)
-    n_invert = -(-len(plan.images) // plan.batch_size)
-    if needs_training:
-        n_invert += -(-len(plan.train_images) // plan.batch_size)
+    n_test = plan.noise.n if plan.noise is not None else len(plan.images)
+    n_train = plan.train_noise.n if plan.train_noise is not None else len(plan.train_images)
+    n_invert = -(-n_test // plan.batch_size) + (-(-n_train // plan.batch_size) if needs_training else 0)
     with runner.stage(INVERT, total=n_invert, unit="chunk"):
-        state.test_inversions = invert_images(runner, plan.engine, plan.images, batch_size=plan.batch_size,
-                                              with_reference=False, purpose="test", device=plan.device)
-        if needs_training:
-            state.train_inversions = invert_images(runner, plan.engine, plan.train_images,
-                                                   batch_size=plan.batch_size, with_reference=True,
-                                                   purpose="train", device=plan.device)
+        state.test_inversions, state.train_inversions = _starting_points(plan, runner, needs_training)
     with runner.stage(TRAIN, total=len(plan.attributes), unit="attr"):
-        for attr in plan.attributes:
+        # f_t that start from another f_t of this run (transfer learning) train after it
+        for attr in sorted(plan.attributes, key=lambda a: a.init is not None and a.init.kind == "this-run"):
+            source = attr.init.attribute if attr.init is not None and attr.init.kind == "this-run" else None
             state.ft[attr.name] = train_attribute(runner, plan.engine, attr, plan.train_images,
-                                                  state.train_inversions)
+                                                  state.train_inversions, state.ft[source] if source else None)
     edits = [(attr, scale, edit_key(attr.name, scale)) for attr in plan.attributes for scale in plan.delta_h_scales]
     with runner.stage(EDIT, total=len(edits), unit="edit"):
         for attr, scale, key in edits:
@@ -234,6 +253,8 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
         histories = training_histories(state)
         if histories:
             write_training(folder.staging, histories)
+            write_ft_weights(folder.staging, {k: (state.ft[k].output.tensors, histories[k].get("ft") or {})
+                                              for k in histories})
         runner.uncached(REPORT, lambda: build_report(folder.staging))
         # Rewrite with the report's own time and the true end, now that both are known.
         write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))

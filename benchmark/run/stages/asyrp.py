@@ -59,18 +59,35 @@ class AsyrpEngine:
     seeds: Mapping[str, int] = field(default_factory=dict)
     reference_min_t: int = 0  # keep P_t^orig only for t ≥ this (the lowest t_edit of the suite): memory
     progress: bool = False
+    _layer_models: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def model_for(self, attribute: AttributePlan | None = None):
+        """The base model with h at the attribute's arm's layer (shared weights), else the suite's model. DDIM
+        inversion does not depend on where h is taken, so inversions stay keyed on the suite's model."""
+        layer = attribute.ft.hspace_layer if attribute is not None and attribute.ft is not None else None
+        if layer is None or layer == self.model.unet.layer:
+            return self.model
+        if layer not in self._layer_models:
+            self._layer_models[layer] = self.model.with_hspace_layer(layer)
+        return self._layer_models[layer]
 
     # -- keys ----------------------------------------------------------------------------------------------------
     def spec_for(self, stage: str, attribute: AttributePlan | None = None) -> dict[str, Any]:
         from benchmark.run.cache import code_digest
 
-        model = {"model": self.model.spec(), "code": code_digest("models")}
+        model = {"model": self.model_for(attribute).spec(), "code": code_digest("models")}
         if stage == "invert":
             return {**model, "n_inv": self.steps.n_inv, "t0": self.steps.t0, "reference_steps": self.steps.n_train,
                     "reference_min_t": self.reference_min_t}
+        if stage == "noise":  # seeded x_T and its plain DDIM sample on the generation grid
+            return {**model, "n_test": self.steps.n_test, "t0": self.steps.t0, "reference_steps": self.steps.n_train,
+                    "reference_min_t": self.reference_min_t}
         if stage == "train":
             name, options = self._ft_for(attribute)
-            return {**model, "ft": name, "ft_options": options, "config": self._train_config(attribute).model_dump()}
+            spec = {**model, "ft": name, "ft_options": options, "config": self._train_config(attribute).model_dump()}
+            if attribute is not None and attribute.init is not None:
+                spec["init_from"] = attribute.init.spec()
+            return spec
         if stage == "load":
             return {"ft": self.ft_name}
         if stage == "edit":
@@ -96,6 +113,20 @@ class AsyrpEngine:
         tensors, _ = inversion.to_tensors()
         return tensors
 
+    def noise(self, n: int, *, seed: int, start: int, with_reference: bool) -> dict[str, torch.Tensor]:
+        """Items `start` .. `start + n − 1` of seeded noise: `x_T`, `reconstruction` (the plain DDIM sample on the
+        generation grid, what edits are measured against) and, for training, the reference trajectory and the
+        float `sample` the CLIP source is made from (`models.noise_source`)."""
+        import models
+
+        src = models.noise_source(self.model, n, seed=seed, start=start, n_steps=self.steps.n_test,
+                                  t0=self.steps.t0, reference_steps=self.steps.n_train if with_reference else None,
+                                  reference_min_t=self.reference_min_t, clip_source="sample")
+        tensors, _ = src.inversion.to_tensors()
+        if with_reference:
+            tensors["sample"] = src.images.contiguous()
+        return tensors
+
     # -- train ---------------------------------------------------------------------------------------------------
     def _train_config(self, attribute: AttributePlan):
         import models
@@ -119,13 +150,14 @@ class AsyrpEngine:
     def _new_ft(self, attribute: AttributePlan | None = None) -> torch.nn.Module:
         import models
 
-        unet = self.model.unet
+        unet = self.model_for(attribute).unet
         name, options = self._ft_for(attribute)
         return models.build_ft(name, h_channels=unet.h_channels, temb_dim=unet.temb_dim, h_size=unet.h_size,
                                seed=int(self.seeds.get("train", 1234)), **options)
 
     def train(self, attribute: AttributePlan, x0: torch.Tensor, inversions: Mapping[str, torch.Tensor],
-              ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+              init_state: Mapping[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Train f_t for `attribute`; with `init_state`, the f_t starts from those weights (loaded strictly)."""
         import models
 
         if self.clip_loss is None:
@@ -133,13 +165,30 @@ class AsyrpEngine:
         inversion = models.Inversion.from_tensors(inversions, self._inversion_meta(with_reference=True))
         config = self._train_config(attribute)
         loss = self.clip_loss(attribute.source_prompt, attribute.target_prompt)
-        result = models.train_ft(self.model, self._new_ft(attribute), loss, x0, inversion, config,
-                                 progress=self.progress)
+        ft = self._new_ft(attribute)
+        if init_state is not None:
+            ft.load_state_dict(dict(init_state), strict=True)  # a wrong f_t or shape fails here, by key
+        result = models.train_ft(self.model_for(attribute), ft, loss, x0, inversion, config, progress=self.progress)
         steps = result.history.steps
         name, options = self._ft_for(attribute)
         info = {"config": config.model_dump(), "clip_loss": loss.spec(), "ft": {"name": name, "options": options},
                 "history": {"t": [s.t for s in steps], "loss": [s.loss for s in steps]}}
+        if attribute.init is not None:
+            info["init_from"] = attribute.init.spec()
         return {k: v.detach().cpu() for k, v in result.ft.state_dict().items()}, info
+
+    def load_init(self, attribute: AttributePlan) -> dict[str, torch.Tensor]:
+        """The weights a transfer f_t starts from, when they come from a file: a released f_t (the authors'
+        format, `models.load_official_ft`) or a finished run's saved f_t; both digest-checked before loading."""
+        import models
+
+        init = attribute.init
+        if init.kind == "released":
+            block = models.load_official_ft(init.path, sha256=init.sha256)
+            return {k: v.detach().cpu() for k, v in block.state_dict().items()}
+        from benchmark.inputs.saved_ft import load_ft_file
+
+        return load_ft_file(init.path, sha256=init.sha256)
 
     def load_official(self, attribute: AttributePlan) -> dict[str, torch.Tensor]:
         import models
@@ -179,6 +228,6 @@ class AsyrpEngine:
         ft = self.load_ft(ft_state, attribute)
         schedule = self.schedule(attribute, delta_h_scale)
         ids = ids or [str(i) for i in range(x_T.shape[0])]
-        out = models.generate(self.model, x_T, [(ft, 1.0)], schedule, self.noise_generators(ids),
+        out = models.generate(self.model_for(attribute), x_T, [(ft, 1.0)], schedule, self.noise_generators(ids),
                               progress=self.progress)
         return out.images
