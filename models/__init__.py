@@ -23,6 +23,7 @@ from models.clip_loss import IMAGENET_TEMPLATES, DirectionalClipLoss
 from models.codec import Codec, KLCodec, PixelCodec, VQCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
+from models.ermongroup import ERMONGROUP_CONFIGS, ErmongroupConfig, load_ermongroup_ddpm
 from models.ft import (
     FT_REGISTRY,
     OFFICIAL_FT_SHA256,
@@ -84,7 +85,8 @@ __all__ = [
     "TINY_UNET_CONFIG", "TINY_VQ_LDM_CONFIG", "KLCodec", "VQCodec", "alphas_cumprod_from_scheduler_config",
     "latent_diffusion_model", "load_latent_diffusion", "random_latent_diffusion_model",
     "TRANSFORMER_VARIANTS", "CLIP_SOURCES", "MID_LAYER", "NoiseSource", "hspace_layers", "noise_latents",
-    "noise_source", "clip_source_images", "ADM_ARCHS", "ResDeltaBlock", "adm_unet_config", "from_adm_checkpoint",
+    "noise_source", "clip_source_images", "ERMONGROUP_CONFIGS", "ErmongroupConfig",
+    "load_ermongroup_ddpm", "ADM_ARCHS", "ResDeltaBlock", "adm_unet_config", "from_adm_checkpoint",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",
     "HSpace", "HSpaceUNet", "HubSnapshot", "Inversion", "LossHistory", "LpipsCurves", "PixelCodec",
     "ReferenceTrajectory", "StepRecord", "TokenTransformer", "TrainConfig", "TrainResult", "TransformerFt",

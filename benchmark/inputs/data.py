@@ -132,8 +132,12 @@ class LmdbReader(_Reader):
         return bytes(value) if value is not None else None
 
     def listing(self, folder: str) -> list[str]:
-        raise DataError(f"{self.root}: an LMDB has no file names to list",
-                        fix="apply the selection rule to the raw images (folder or zip) instead")
+        """The keys, sorted (an LMDB cursor's own order is the keys' byte order; for ASCII keys, the same)."""
+        if folder != ".":
+            raise DataError(f"{self.root}: an LMDB has no folders to list (asked for {folder!r})",
+                            fix="apply the selection rule to the raw images (folder or zip) instead")
+        with self._env.begin(write=False) as txn:
+            return sorted(bytes(k).decode("utf-8", "replace") for k, _ in txn.cursor())
 
     def describe(self, key: str) -> str:
         return f"{self.root}[{key}]"
@@ -215,6 +219,8 @@ def preprocess(img, spec: Preprocessing, size: int, *, where: str = "image") -> 
     if img.mode not in _JPEG_MODES:
         raise DataError(f"{where}: mode {img.mode} (expected RGB)",
                         fix="CelebA-HQ images are RGB; this file is from another source or was converted")
+    if spec.resize == "shorter-side-center-crop":
+        return np.asarray(shorter_side_center_crop(img, size), dtype=np.uint8).copy()
     if img.size == (size, size):
         return np.asarray(img, dtype=np.uint8).copy()
     img = img.resize((size, size), Image.BILINEAR)
@@ -224,6 +230,28 @@ def preprocess(img, spec: Preprocessing, size: int, *, where: str = "image") -> 
         img = Image.open(io.BytesIO(buf.getvalue()))
         img.load()
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def shorter_side_center_crop(img, size: int):
+    """torchvision's `Resize(size)` + `CenterCrop(size)` on a PIL image: the shorter side to `size` (bilinear; the
+    longer one to int(size · long / short)), unchanged when it is already `size`, then the centre `size`² crop
+    (offsets rounded as torchvision does)."""
+    from PIL import Image
+
+    w, h = img.size
+    short, long = min(w, h), max(w, h)
+    if short != size:
+        new_long = int(size * long / short)
+        img = img.resize((size, new_long) if w <= h else (new_long, size), Image.BILINEAR)
+        w, h = img.size
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def _native_size_ok(img, dist: Distribution) -> bool:
+    if dist.size == "shorter-side":
+        return min(img.size) == dist.image_size
+    return img.size == (dist.image_size, dist.image_size)
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -354,9 +382,11 @@ def load_dataset(manifest: DatasetManifest, root: str | Path, *, distribution: s
     for pos, (item, data) in enumerate(zip(items, _progress(blobs, f"decoding {manifest.ref}"), strict=True)):
         where = f"{manifest.ref} item {item.id} ({dist_name} #{pos})"
         img = decode_image(data, where)
-        if img.size != (dist.image_size, dist.image_size):
+        if not _native_size_ok(img, dist):
+            shape = (f"images whose shorter side is {dist.image_size}" if dist.size == "shorter-side"
+                     else f"{dist.image_size}×{dist.image_size} images")
             raise DataError(f"{where}: {img.size[0]}×{img.size[1]} image, but the {dist_name} distribution holds "
-                            f"{dist.image_size}×{dist.image_size} images",
+                            f"{shape}",
                             fix="point at the distribution the manifest describes (docs/data.md)")
         arrays.append(preprocess(img, manifest.preprocessing, manifest.image_size, where=where))
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()

@@ -292,6 +292,9 @@ def _check_curves(report, resolved: ResolvedSuite) -> None:
     sel = resolved.suite.t_select
     if sel is None or resolved.base_model is None or (sel.tables is not None and resolved.t_select_tables is None):
         return  # no t_select, or tables that no selected attribute needs (or that did not resolve)
+    if sel.tables is not None and report.weights is not None and any(
+            f.model == resolved.t_select_tables.ref for f in report.weights.problems):
+        return  # missing or wrong table files are already reported, with the `fetch` command
     from benchmark.inputs.curves import load_t_select_curves
 
     report.checked.append("t_select curves")

@@ -165,6 +165,8 @@ def training_histories(state: RunState) -> dict[str, dict[str, Any]]:
         data = entry.output.data
         if data.get("source") == "trained" and "history" in data:
             out[name] = {"ft": data.get("ft"), "config": data.get("config"), **data["history"]}
+            if data.get("init_from"):
+                out[name]["init_from"] = data["init_from"]
     return out
 
 

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from benchmark.core.atomic import atomic_dir, write_text
 from benchmark.outputs.ablation import split_arm
 from benchmark.outputs.report import figures
-from benchmark.outputs.report.tables import MetricTable, all_tables, write_tables
+from benchmark.outputs.report.tables import MetricTable, all_tables, training_speed_table, write_tables
 from benchmark.outputs.results import (
     RunResult,
     find_results_file,
@@ -49,10 +49,12 @@ def build_report(run_dir: str | Path) -> Report:
     result = load_results(run_dir)
     rows = load_per_image(run_dir)
     final = run_dir / REPORT_DIR
+    speed = training_speed_table(load_training(run_dir), not_for_reporting=result.not_for_reporting)
+    extra = [speed] if speed is not None else []
     with atomic_dir(final) as staging:
-        table_files = write_tables(result, staging / "tables")
+        table_files = write_tables(result, staging / "tables", extra)
         figure_files = _figures(result, rows, run_dir, staging / "figures")
-        _html(result, all_tables(result), figure_files, staging / "index.html")
+        _html(result, [*all_tables(result), *extra], figure_files, staging / "index.html")
     moved = [final / p.relative_to(staging) for p in table_files + figure_files]
     return Report(final, final / "index.html", [p for p in moved if p.suffix != ".png"],
                   [p for p in moved if p.suffix == ".png"])
