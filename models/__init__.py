@@ -25,6 +25,7 @@ from models.clip_loss import IMAGENET_TEMPLATES, DirectionalClipLoss
 from models.codec import Codec, KLCodec, PixelCodec, VQCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
+from models.ermongroup import ERMONGROUP_CONFIGS, ErmongroupConfig, load_ermongroup_ddpm
 from models.fast_path import FastPath
 from models.ft import (
     FT_REGISTRY,
@@ -46,7 +47,7 @@ from models.ldm import (
     random_latent_diffusion_model,
 )
 from models.multi_trainer import AttributeRun, train_attributes
-from models.noise_source import CLIP_SOURCES, NoiseSource, noise_latents, noise_source
+from models.noise_source import CLIP_SOURCES, NoiseSource, clip_source_images, noise_latents, noise_source
 from models.random_models import (
     TINY_CLIP_CONFIG,
     TINY_UNET_CONFIG,
@@ -89,7 +90,8 @@ __all__ = [
     "TINY_UNET_CONFIG", "TINY_VQ_LDM_CONFIG", "KLCodec", "VQCodec", "alphas_cumprod_from_scheduler_config",
     "latent_diffusion_model", "load_latent_diffusion", "random_latent_diffusion_model",
     "TRANSFORMER_VARIANTS", "CLIP_SOURCES", "MID_LAYER", "NoiseSource", "hspace_layers", "noise_latents",
-    "noise_source", "ADM_ARCHS", "ResDeltaBlock", "adm_unet_config", "from_adm_checkpoint",
+    "noise_source", "clip_source_images", "ERMONGROUP_CONFIGS", "ErmongroupConfig",
+    "load_ermongroup_ddpm", "ADM_ARCHS", "ResDeltaBlock", "adm_unet_config", "from_adm_checkpoint",
     "FT_BATCHING", "AttributeRun", "BatchedFt", "BatchedGenerations", "EditJob", "FastPath",
     "auto_batch_size", "batch_size_for_memory", "generate_batched", "train_attributes", "unet_forward_batch_size",
     "Codec", "DeltaBlock", "DiffusionModel", "DirectionalClipLoss", "EditSchedule", "Generation", "GlobalDelta",

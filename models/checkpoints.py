@@ -8,7 +8,6 @@ T = 1000, no x0 clipping) rather than the hub scheduler's `clip_sample=True`.
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 from diffusers import UNet2DModel
 
-from benchmark.core.errors import BenchError, DataError, DigestMismatchError, MissingWeightsError
+from benchmark.core.errors import DataError, DigestMismatchError, MissingWeightsError
 from benchmark.core.hashing import sha256_file
 from models.codec import PixelCodec
 from models.diffusion_model import DiffusionModel
@@ -182,31 +181,13 @@ def load_ddpm_celebahq(snapshot_dir: str | Path, *, verify: bool = True, device:
 
 def load_sdedit_celebahq(path: str | Path, *, sha256: str | None = SDEDIT_CELEBAHQ_SHA256,
                          device: torch.device | str = "cpu", precision: str = "fp32") -> DiffusionModel:
-    """SDEdit's `celeba_hq.ckpt` (the base model of the authors' CelebA-HQ runs), converted to a `UNet2DModel`."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingWeightsError(f"SDEdit CelebA-HQ checkpoint not found: {path}",
-                                  fix=f"fetch {SDEDIT_CELEBAHQ_URL} with the harness's `fetch` command, then set "
-                                      f"{SDEDIT_CELEBAHQ_ENV} to the file")
-    if sha256 is not None and (actual := sha256_file(path)) != sha256:
-        raise DigestMismatchError(f"{path} has sha256 {actual}, expected {sha256}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise BenchError(f"{path} cannot be loaded safely (weights_only=True refused it): {e}") from None
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        found = type(state).__name__ + (f" of {len(state)} items" if hasattr(state, "__len__") else "")
-        raise DataError(f"{path} holds a {found}, not a bare state dict of the ermongroup DDPM `Model` (what SDEdit's "
-                        "celeba_hq.ckpt is: `model.load_state_dict(ckpt)`)",
-                        fix="fetch the pinned celeba_hq.ckpt; a training checkpoint [model, optimizer, ...] must "
-                            "be unpacked to its model state dict first")
-    try:
-        unet = from_ddpm_checkpoint(state, **CELEBAHQ_DDPM_ARCH)
-    except DataError as e:  # name the file: the converter only sees keys
-        raise DataError(f"{path}: {e.message}", fix=e.fix) from None
-    model = DiffusionModel(HSpaceUNet(unet, precision=precision), celebahq_alphas_cumprod(), 256, PixelCodec(),
-                           name="sdedit-celeba-hq")
-    return model.to(device)
+    """SDEdit's `celeba_hq.ckpt` (the base model of the authors' CelebA-HQ runs), converted to a `UNet2DModel`:
+    `models.ermongroup.load_ermongroup_ddpm` with the authors' `celeba.yml`."""
+    from models.ermongroup import load_ermongroup_ddpm
+
+    return load_ermongroup_ddpm(path, "celeba.yml", sha256=sha256, device=device, precision=precision,
+                                missing_fix=f"fetch {SDEDIT_CELEBAHQ_URL} with the harness's `fetch` command, then "
+                                            f"set {SDEDIT_CELEBAHQ_ENV} to the file")
 
 
 def _check_scheduler(root: Path) -> None:

@@ -98,8 +98,14 @@ def noise_source(model: DiffusionModel, n: int, *, seed: int, start: int = 0, n_
     sample = torch.cat([p[1] for p in parts])
     inversion = Inversion(x_T=x_T.to(storage_device), n_steps=n_steps, t0=t0, reference=reference,
                           reconstruction=sample)
-    images = torch.zeros_like(sample) if clip_source == "zeros" else sample.clone()
-    return NoiseSource(inversion, images, clip_source, seed, start)
+    return NoiseSource(inversion, clip_source_images(sample, clip_source), clip_source, seed, start)
+
+
+def clip_source_images(sample: torch.Tensor, clip_source: str = DEFAULT_CLIP_SOURCE) -> torch.Tensor:
+    """The CLIP source images of noise items whose plain DDIM samples are `sample` (pixels in [-1, 1]): all-zero
+    images for "zeros" (the authors' quirk), the samples themselves for "sample" (see the module doc)."""
+    clip_source = require_choice("random-noise CLIP source", clip_source, list(CLIP_SOURCES))
+    return torch.zeros_like(sample) if clip_source == "zeros" else sample.clone()
 
 
 def _sample_chunk(model, x_T, n_steps, t0, reference_steps, reference_min_t, storage_dtype, storage_device):

@@ -146,7 +146,10 @@ class Context:
                                                        "t_boost": min(schedule.t_boost, int(t_edit))})
             x_T = gather(self.state.test_inversions, "x_T")[:n].to(self.engine.model.device)
             ids = self.ids(n)
-            self._contexts[key] = hp.EditContext(self.engine.model, x_T, schedule,
+            # an arm may take h at another layer than the suite (an h-space layer ablation)
+            model_for = getattr(self.engine, "model_for", None)
+            model = model_for(self.attribute(attribute)) if model_for is not None else self.engine.model
+            self._contexts[key] = hp.EditContext(model, x_T, schedule,
                                                  noise=lambda ids=ids: self.engine.noise_generators(ids))
         return self._contexts[key]
 

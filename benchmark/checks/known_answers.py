@@ -58,20 +58,24 @@ def reconstruction_psnr(ctx: Context, check) -> Outcome:
 @CHECKS.register("zero_delta_exact")
 def zero_delta_exact(ctx: Context, check) -> Outcome:
     """Max |x| difference between Asyrp's process with the trained f_t at Δh scale 0 and plain DDIM
-    (`models.plain_reverse`, a separate code path), on the first two images, without boost noise."""
+    (`models.plain_reverse`, a separate code path), on the first two images, without boost noise. With option
+    `attribute_ft` (e.g. an arm at another h-space layer) the value is filed under that attribute, and the plain
+    path runs on the suite's own model, so a layer split that changed ε would show."""
     import models
 
-    attribute = check.options.get("attribute_ft") or ctx.plan.attributes[0].name
+    named = check.options.get("attribute_ft")
+    attribute = named or ctx.plan.attributes[0].name
 
     def compute() -> StageOutput:
         ec = ctx.edit_context(attribute).subset(min(2, ctx.n()))
         schedule = ec.schedule.model_copy(update={"t_boost": 0, "delta_scale": 0.0})
         edited = models.generate(ec.model, ec.x_T, [(ctx.ft(attribute), 1.0)], schedule).latents
-        plain, _ = models.plain_reverse(ec.model, ec.x_T, schedule.n_steps, schedule.t0)
+        plain, _ = models.plain_reverse(ctx.engine.model if named else ec.model, ec.x_T, schedule.n_steps,
+                                        schedule.t0)
         return StageOutput(data={"max_abs": float((edited - plain).abs().max())})
 
     entry = ctx.unit("zero_delta", [attribute], compute, {})
-    return Outcome("zero_delta_max_abs", DDIM, single(entry.output.data["max_abs"]))
+    return Outcome("zero_delta_max_abs", named or DDIM, single(entry.output.data["max_abs"]))
 
 
 @CHECKS.register("target_shift")

@@ -22,7 +22,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     load_plugins()
     report = validate_suite(args.suite, profile=args.profile, data_root=args.data, train_data_root=args.train_data,
                             device=args.device, out_dir=args.out, registry=ManifestRegistry(),
-                            known_metrics=known_metric_names(), known_loaders=LOADERS.names())
+                            attributes=args.attributes, known_metrics=known_metric_names(),
+                            known_loaders=LOADERS.names())
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     return report.exit_code
 

@@ -82,7 +82,9 @@ def _add_run(sub) -> None:
                          formatter_class=_FMT)
     what = run.add_argument_group("what to run")
     what.add_argument("--suite", default=None, help="suite name[@version] (default: synthetic, or the demo until it exists)")
-    what.add_argument("--attributes", nargs="+", metavar="NAME", help="only these attributes of the suite")
+    what.add_argument("--attributes", nargs="+", metavar="NAME",
+                      help="only these attributes of the suite (`all`: every one; default: the suite's default "
+                           "selection, else all)")
     what.add_argument("--limit", type=positive_int, metavar="N",
                       help="only the first N images; the result is marked NOT FOR REPORTING")
     what.add_argument("--profile", metavar="NAME", help="a profile of the suite (e.g. tiny: small models, for CI)")
@@ -122,6 +124,7 @@ def _add_validate(sub) -> None:
     validate = sub.add_parser("validate", help="resolve and check a suite without computing; lists every problem",
                               formatter_class=_FMT, epilog="exit code 2 when any problem is an error")
     _suite_arguments(validate, required=True)
+    validate.add_argument("--attributes", nargs="+", metavar="NAME", help="check what these attributes need")
     _data_arguments(validate)
     validate.add_argument("--device", default="auto", help="the device the run would use (default: %(default)s)")
     validate.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the output folder the run would use")

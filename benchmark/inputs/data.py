@@ -90,6 +90,8 @@ def preprocess(img, spec: Preprocessing, size: int, *, where: str = "image") -> 
     if img.mode not in _JPEG_MODES:
         raise DataError(f"{where}: mode {img.mode} (expected RGB)",
                         fix="CelebA-HQ images are RGB; this file is from another source or was converted")
+    if spec.resize == "shorter-side-center-crop":
+        return np.asarray(shorter_side_center_crop(img, size), dtype=np.uint8).copy()
     if img.size == (size, size):
         return np.asarray(img, dtype=np.uint8).copy()
     img = img.resize((size, size), Image.BILINEAR)
@@ -99,6 +101,28 @@ def preprocess(img, spec: Preprocessing, size: int, *, where: str = "image") -> 
         img = Image.open(io.BytesIO(buf.getvalue()))
         img.load()
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def shorter_side_center_crop(img, size: int):
+    """torchvision's `Resize(size)` + `CenterCrop(size)` on a PIL image: the shorter side to `size` (bilinear; the
+    longer one to int(size · long / short)), unchanged when it is already `size`, then the centre `size`² crop
+    (offsets rounded as torchvision does)."""
+    from PIL import Image
+
+    w, h = img.size
+    short, long = min(w, h), max(w, h)
+    if short != size:
+        new_long = int(size * long / short)
+        img = img.resize((size, new_long) if w <= h else (new_long, size), Image.BILINEAR)
+        w, h = img.size
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def _native_size_ok(img, dist: Distribution) -> bool:
+    if dist.size == "shorter-side":
+        return min(img.size) == dist.image_size
+    return img.size == (dist.image_size, dist.image_size)
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -153,9 +177,10 @@ def pick_distribution(manifest: DatasetManifest, root: Path, distribution: str |
 def decode_item(data: bytes, where: str, manifest: DatasetManifest, dist: Distribution, dist_name: str):
     """Step 2 for one item: decode fully, check the distribution's size and the mode, preprocess (H×W×3 uint8)."""
     img = decode_image(data, where)
-    if img.size != (dist.image_size, dist.image_size):
-        raise DataError(f"{where}: {img.size[0]}×{img.size[1]} image, but the {dist_name} distribution holds "
-                        f"{dist.image_size}×{dist.image_size} images",
+    if not _native_size_ok(img, dist):
+        shape = (f"images whose shorter side is {dist.image_size}" if dist.size == "shorter-side"
+                 else f"{dist.image_size}×{dist.image_size} images")
+        raise DataError(f"{where}: {img.size[0]}×{img.size[1]} image, but the {dist_name} distribution holds {shape}",
                         fix="point at the distribution the manifest describes (docs/data.md)")
     return preprocess(img, manifest.preprocessing, manifest.image_size, where=where)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from benchmark.core.errors import DataError
 from benchmark.core.paths import REPO_ROOT, fixtures_dir
-from benchmark.inputs.manifests import Resolved, ResolvedSuite, parse_ref
+from benchmark.inputs.manifests import Resolved, ResolvedSuite
+from benchmark.inputs.selection import selected_names
 
 
 def data_root(dataset: Resolved, given: str | Path | None, flag: str) -> Path:
@@ -33,8 +34,7 @@ def trains_any(resolved: ResolvedSuite, attributes: Sequence[str] | None = None)
     """Whether a run trains at least one f_t: the suite trains and a selected attribute has no released one."""
     if resolved.suite.train is None:
         return False
-    names = list(resolved.attributes) if not attributes else [parse_ref(a)[0] for a in attributes]
-    return any(n not in resolved.ft_checkpoints for n in names)
+    return any(n not in resolved.ft_checkpoints for n in selected_names(resolved, attributes))
 
 
 def training_source(resolved: ResolvedSuite, data: str | Path | None,
@@ -51,7 +51,8 @@ def datasets_to_read(resolved: ResolvedSuite, data, train_data, attributes=None,
     out = []
     if resolved.dataset is not None:
         out.append((resolved.dataset, data, "--data", "dataset", distribution))
-    if trains_any(resolved, attributes) and (resolved.train_dataset or resolved.dataset) is not None:
+    noise_training = resolved.suite.train is not None and resolved.suite.train.source is not None
+    if trains_any(resolved, attributes) and not noise_training and (resolved.train_dataset or resolved.dataset):
         train_ds, given = training_source(resolved, data, train_data)
         if not out or train_ds.ref != resolved.dataset.ref or given != data:
             out.append((train_ds, given, "--train-data", "train dataset", None))

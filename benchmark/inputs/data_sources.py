@@ -106,8 +106,12 @@ class LmdbReader(Reader):
         return bytes(value) if value is not None else None
 
     def listing(self, folder: str) -> list[str]:
-        raise DataError(f"{self.root}: an LMDB has no file names to list",
-                        fix="apply the selection rule to the raw images (folder or zip) instead")
+        """The keys, sorted (an LMDB cursor's own order is the keys' byte order; for ASCII keys, the same)."""
+        if folder != ".":
+            raise DataError(f"{self.root}: an LMDB has no folders to list (asked for {folder!r})",
+                            fix="apply the selection rule to the raw images (folder or zip) instead")
+        with self._env.begin(write=False) as txn:
+            return sorted(bytes(k).decode("utf-8", "replace") for k, _ in txn.cursor())
 
     def describe(self, key: str) -> str:
         return f"{self.root}[{key}]"

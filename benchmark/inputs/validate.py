@@ -28,7 +28,7 @@ from benchmark.inputs.manifests import (
     parse_ref,
     resolve_suite,
 )
-from benchmark.inputs.selection import select_attributes
+from benchmark.inputs.selection import narrow_to_selection, selected_names
 
 Severity = Literal["error", "warning"]
 
@@ -143,6 +143,7 @@ def validate_suite(suite: str, *, profile: str | None = None, data_root: str | P
     _check_weights(report, resolved, weights_root, report.lock, verify_digests)
     _check_ft_fit(report, resolved, request.attributes, registry)
     _check_curves(report, resolved)
+    _check_init_from(report, resolved)
     _check_data(report, request, resolved, verify_digests if verify_data is None else verify_data)
     return report
 
@@ -165,11 +166,13 @@ def _check_manifests(report, request, registry, known_metrics, known_loaders) ->
         return None
     _check_code_names(report, resolved, known_loaders)
     try:
-        select_attributes(list(resolved.attributes), request.attributes, name=lambda a: a, profile=request.profile,
-                          without_profile=_unprofiled_attributes(registry, request.suite))
+        selected_names(resolved, request.attributes, profile=request.profile,
+                       without_profile=_unprofiled_attributes(registry, request.suite))
     except BenchError as e:
         report.add_error("attribute-unknown", f"suite {resolved.ref}", e)
-    return resolved
+        return resolved
+    # Only the selected attributes' released f_t (and LPIPS tables) need to be on disk.
+    return narrow_to_selection(resolved, request.attributes)
 
 
 def _unprofiled_attributes(registry, suite: str) -> list[str]:
@@ -324,8 +327,12 @@ def _check_ft_fit(report, resolved: ResolvedSuite, attributes, registry) -> None
 
 def _check_curves(report, resolved: ResolvedSuite) -> None:
     """The base model's LPIPS curves named by the suite's `t_select`: a missing file is a setup problem."""
-    if resolved.suite.t_select is None or resolved.base_model is None:
-        return
+    sel = resolved.suite.t_select
+    if sel is None or resolved.base_model is None or (sel.tables is not None and resolved.t_select_tables is None):
+        return  # no t_select, or tables that no selected attribute needs (or that did not resolve)
+    if sel.tables is not None and report.weights is not None and any(
+            f.model == resolved.t_select_tables.ref for f in report.weights.problems):
+        return  # missing or wrong table files are already reported, with the `fetch` command
     from benchmark.inputs.curves import load_t_select_curves
 
     report.checked.append("t_select curves")
@@ -333,6 +340,23 @@ def _check_curves(report, resolved: ResolvedSuite) -> None:
         report.curves = load_t_select_curves(resolved)
     except DataError as e:
         report.add_error("curves-missing", f"suite {resolved.ref}", e)
+
+
+def _check_init_from(report, resolved: ResolvedSuite) -> None:
+    """An f_t that starts from a finished run's saved f_t: the run folder and its entry must be there."""
+    suite = resolved.suite
+    inits = [suite.train.init_from if suite.train else None, *(v.init_from for v in suite.ft_variants or [])]
+    runs = [i for i in inits if i is not None and i.run is not None]
+    if not runs:
+        return
+    from benchmark.inputs.saved_ft import find_ft_weights
+
+    report.checked.append("init_from runs")
+    for init in runs:
+        try:
+            find_ft_weights(init.run, init.attribute)
+        except DataError as e:
+            report.add_error("init-from-missing", f"suite {resolved.ref}", e)
 
 
 # -- data -----------------------------------------------------------------------------------------------------------

@@ -72,10 +72,26 @@ def _diffusers_ldm(manifest, *, device, weights_root=None):
 
 @LOADERS.register("ddpm-checkpoint")
 def _ddpm_checkpoint(manifest, *, device, weights_root=None):
-    """The authors' SDEdit CelebA-HQ checkpoint (ermongroup layout), converted to a `UNet2DModel`."""
+    """An SDEdit DDPM checkpoint (ermongroup layout: CelebA-HQ, LSUN church, LSUN bedroom), converted to a
+    `UNet2DModel`. `loader_args.config` names the authors' config (`models.ERMONGROUP_CONFIGS`: celeba.yml,
+    church.yml, bedroom.yml); `loader_args.arch` (+ `schedule`) describes another one inline, named after the
+    manifest (tests, forged rehearsal checkpoints)."""
     import models
 
-    return models.load_sdedit_celebahq(weights_file(manifest, weights_root), sha256=None, device=device)
+    args = manifest.loader_args
+    config = (models.ErmongroupConfig.from_args(manifest.ref, args["arch"], args.get("schedule"))
+              if "arch" in args else args.get("config", "celeba.yml"))
+    # Digests were checked before any loader runs (benchmark.inputs.validate).
+    return models.load_ermongroup_ddpm(weights_file(manifest, weights_root), config, device=device,
+                                       missing_fix=f"run `{fetch_command([manifest.ref])}`")
+
+
+@LOADERS.register("lpips-tables")
+def _lpips_tables(manifest, *, device=None, weights_root=None):
+    """The authors' LPIPS tables (`utils/<prefix>_LPIPS_distance_*.tsv`) as `models.LpipsCurves`."""
+    import models
+
+    return models.LpipsCurves.load(model_dir(manifest, weights_root), manifest.loader_args["prefix"])
 
 
 @LOADERS.register("open-clip")

@@ -8,18 +8,18 @@ an interrupt.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from benchmark.core.hashing import json_digest, tensor_digest
 from benchmark.inputs.data import load_dataset
 from benchmark.inputs.data_roots import data_root, training_source, trains_any
-from benchmark.inputs.lock import lock_command, model_key
+from benchmark.inputs.lock import lock_command
 from benchmark.inputs.manifests import LocalSource
 from benchmark.inputs.selection import effective_limit, select_attributes
 from benchmark.inputs.validate import validate_suite
+from benchmark.plan.attribute_plans import ablation_arms, attribute_plans, selected_t  # noqa: F401
 from benchmark.plan.known_answer_wiring import known_answer_gates
-from benchmark.plan.loaders import LOADERS, backend_weights, weights_file
+from benchmark.plan.loaders import LOADERS, backend_weights
 from benchmark.plan.plugins import load_plugins
 from benchmark.plan.references import references
 from benchmark.plan.request import RunRequest, fast_path_for, known_metric_names, require_packages
@@ -39,29 +39,49 @@ def plan_from_manifests(name: str, request: RunRequest, *, registry) -> Any:
     require_packages("models", "metrics")
     fast = fast_path_for(request, device)  # GPU-only options refuse here, before any data is read
     attributes = select_attributes(list(resolved.attributes.values()), request.attributes,
-                                   name=lambda r: r.manifest.name)
+                                   name=lambda r: r.manifest.name, default=resolved.suite.default_attributes)
     test_set, train_set = _read_images(resolved, request, lock)
-    limit = effective_limit(request.limit, resolved.dataset.manifest.count)
+    limit = request.limit if resolved.dataset is None else effective_limit(request.limit,
+                                                                          resolved.dataset.manifest.count)
     lock.save()  # digests seen for the first time are recorded now, so later runs check against them
 
     import metrics
     from benchmark.run.suite_plan import SuitePlan
 
-    model = LOADERS.get(resolved.base_model.manifest.loader)(resolved.base_model.manifest, device=device)
-    clip_loss = _clip_loss_factory(resolved.clip_loss_model.manifest, device)
-    attribute_plans = _attribute_plans(resolved, attributes, lock, report.curves, clip_loss)
     suite = resolved.suite
+    model = LOADERS.get(resolved.base_model.manifest.loader)(resolved.base_model.manifest, device=device)
+    model = with_layers(model, suite)
+    clip_loss = _clip_loss_factory(resolved.clip_loss_model.manifest, device)
+    plans = attribute_plans(resolved, attributes, lock, report.curves, clip_loss)
     return SuitePlan(
-        suite=resolved.ref, images=_items(test_set), train_images=_items(train_set) if train_set else [],
-        attributes=attribute_plans, metrics=_metric_plans(resolved, device, lock), engine=_engine(
-            resolved, model, clip_loss, attribute_plans, report.weights.files, request, fast),
+        suite=resolved.ref, images=_items(test_set) if test_set else [],
+        train_images=_items(train_set) if train_set else [], noise=suite.source,
+        train_noise=suite.train.source if suite.train else None,
+        attributes=plans, metrics=_metric_plans(resolved, device, lock), engine=_engine(
+            resolved, model, clip_loss, plans, report.weights.files, request, fast),
         make_edit_set=metrics.EditSet, delta_h_scales=tuple(suite.edit.delta_h_scale), batch_size=INVERT_CHUNK,
         seeds={k: int(v) for k, v in suite.seeds.items()} or {"global": 0},
         manifest_digests={**resolved.manifest_digests(), "run_config": json_digest(
             _run_config(request, fast, limit))},
         weight_digests={f"{f.model}/{f.path.name}": f.actual or f.expected or "" for f in report.weights.files},
         references=references(resolved), device=str(device), profile=request.profile, limit=limit,
-        notes=_profile_notes(suite, request.profile), extra_gates=known_answer_gates(resolved, device))
+        notes=[*_profile_notes(suite, request.profile), *_omitted_notes(suite)],
+        extra_gates=known_answer_gates(resolved, device))
+
+
+def with_layers(model, suite):
+    """The base model with h at the suite's layer; every arm's layer is checked against the model now."""
+    import models
+
+    layers = models.hspace_layers(model.unet.unet)
+    for v in suite.ft_variants or []:
+        if v.hspace_layer is not None and v.hspace_layer not in layers:
+            from benchmark.core.errors import UnknownNameError
+            from benchmark.core.registry import unknown_name_message
+
+            raise UnknownNameError(unknown_name_message(f"h-space layer of {model.name}", v.hspace_layer, layers),
+                                   fix=f"arm {v.key}: pick one of the model's layers")
+    return model.with_hspace_layer(suite.hspace.layer)
 
 
 def _run_config(request: RunRequest, fast, limit: int | None) -> dict:
@@ -74,11 +94,14 @@ def _run_config(request: RunRequest, fast, limit: int | None) -> dict:
 
 
 def _read_images(resolved, request: RunRequest, lock):
-    """The test set (first `--limit` items) and, when any f_t is trained, the training set."""
-    root = data_root(resolved.dataset, request.data, "--data")
-    test_set = load_dataset(resolved.dataset.manifest, root, limit=request.limit, lock=lock,
-                            relock_command=lock_command(resolved.suite.name, profile=request.profile, root=root))
-    if not trains_any(resolved, request.attributes):
+    """The test set (first `--limit` items; none for seeded noise) and, when an f_t is trained from images, the
+    training set."""
+    test_set = None
+    if resolved.dataset is not None:
+        root = data_root(resolved.dataset, request.data, "--data")
+        test_set = load_dataset(resolved.dataset.manifest, root, limit=request.limit, lock=lock,
+                                relock_command=lock_command(resolved.suite.name, profile=request.profile, root=root))
+    if not trains_any(resolved, request.attributes) or resolved.suite.train.source is not None:
         return test_set, None
     train_ds, given = training_source(resolved, request.data, request.train_data)
     root = data_root(train_ds, given, "--train-data")
@@ -108,49 +131,6 @@ def _clip_loss_factory(clip_manifest, device):
         return models.DirectionalClipLoss(clip_model, tokenizer, source, target, model_name=clip_manifest.ref)
 
     return clip_loss
-
-
-def _attribute_plans(resolved, attributes, lock, curves, clip_loss) -> list:
-    from benchmark.run.suite_plan import AttributePlan
-
-    plans = []
-    for r in attributes:
-        a = r.manifest
-        official = None
-        if a.name in resolved.ft_checkpoints:
-            ck = resolved.ft_checkpoints[a.name].manifest
-            official = (str(weights_file(ck)), ck.files[0].sha256 or lock.digest(model_key(ck.ref), ck.files[0].path))
-        settings = {"t_edit": a.t_edit, "t_boost": a.t_boost, "lambda_clip": a.lambda_clip,
-                    "lambda_recon": a.lambda_recon, "lambda_recon_times_text_cosine": a.lambda_recon_times_text_cosine}
-        if curves is not None:
-            settings.update(selected_t(resolved.suite.t_select, curves, clip_loss(a.source_prompt, a.target_prompt)))
-        plans.append(AttributePlan(a.name, r.ref, a.domain, a.source_prompt, a.target_prompt, settings, official))
-    return ablation_arms(plans, resolved.suite.ft_variants)
-
-
-def selected_t(sel, curves, loss) -> dict:
-    """t_edit and t_boost by the authors' rule on the base model's curves, with the loss CLIP's text cosine."""
-    import models
-
-    table, digests = curves
-    cos = float(loss.text_cosine)
-    return {"t_edit": models.select_t_edit(table.x0t, cos, sel.edit_threshold),
-            "t_boost": models.select_t_boost(table.x, sel.boost_threshold),
-            "t_select": {"curves": sel.curves, "prefix": sel.prefix, "text_cosine": cos,
-                         "edit_threshold": sel.edit_threshold, "boost_threshold": sel.boost_threshold,
-                         "sha256": digests}}
-
-
-def ablation_arms(attribute_plans: list, variants) -> list:
-    """Without `ft_variants`, the attributes as they are; with them, one plan per attribute and arm, attribute
-    first (`smiling[conv]`, `smiling[transformer-pixel]`, ...), each carrying its arm's f_t."""
-    if not variants:
-        return attribute_plans
-    from benchmark.outputs.ablation import arm_name
-    from benchmark.run.suite_plan import FtChoice
-
-    return [replace(p, name=arm_name(p.name, v.key), ft=FtChoice(v.key, v.name, dict(v.options), v.optimizer, v.lr))
-            for p in attribute_plans for v in variants]
 
 
 def _engine(resolved, model, clip_loss, attribute_plans, files, request: RunRequest, fast):
@@ -201,6 +181,10 @@ def _metric_plans(resolved, device, lock) -> list:
         fields.setdefault("bootstrap_seed", int(resolved.suite.seeds.get("bootstrap", 0)))
         plans.append(MetricPlan(m.key, metrics.get_metric(m.name, weights=weights, device=device, **fields)))
     return plans
+
+
+def _omitted_notes(suite) -> list[str]:
+    return [f"metric {key} left out: {why}" for key, why in suite.metrics_omitted.items()]
 
 
 def _profile_notes(suite, profile: str | None) -> list[str]:

@@ -20,6 +20,7 @@ from benchmark.core.hashing import json_digest
 from benchmark.core.runtime import device_description
 from benchmark.inputs.manifests import parse_ref
 from benchmark.outputs.feature_sets import write_feature_sets
+from benchmark.outputs.ft_weights import write_ft_weights
 from benchmark.outputs.gates import evaluate_gates
 from benchmark.outputs.report import build_report
 from benchmark.outputs.results import (
@@ -45,6 +46,7 @@ from benchmark.run.stages import EDIT, INVERT, MEASURE, REPORT, TRAIN
 from benchmark.run.stages.edit import edit_all
 from benchmark.run.stages.invert import invert_images
 from benchmark.run.stages.measure import measure_attribute
+from benchmark.run.stages.noise import noise_items, sample_noise
 from benchmark.run.stages.train import train_all
 from benchmark.run.suite_plan import SuitePlan, edit_key
 
@@ -70,8 +72,30 @@ class RunState:
     notes: list[str] = field(default_factory=list)  # added by extra gates (e.g. an ungated known answer)
 
 
+def _starting_points(plan: SuitePlan, runner: Runner, needs_training: bool) -> tuple[list, list]:
+    """The test and training inversions, or seeded noise in their place (then the test samples become the run's
+    images, `plan.images`)."""
+    if plan.noise is not None:
+        n = min(plan.noise.n, plan.limit or plan.noise.n)
+        test = sample_noise(runner, plan.engine, plan.noise, n=n, batch_size=plan.batch_size, with_reference=False,
+                            purpose="test")
+        plan.images = noise_items(test)
+    else:
+        test = invert_images(runner, plan.engine, plan.images, batch_size=plan.batch_size, with_reference=False,
+                             purpose="test", device=plan.device)
+    if not needs_training:
+        return test, []
+    if plan.train_noise is not None:  # with_reference also keeps the float samples the CLIP sources come from
+        return test, sample_noise(runner, plan.engine, plan.train_noise, n=plan.train_noise.n,
+                                  batch_size=plan.batch_size, with_reference=True, purpose="train")
+    # training never reads a training image's reconstruction; the reference only when it is cached
+    return test, invert_images(runner, plan.engine, plan.train_images, batch_size=plan.batch_size,
+                               with_reference=getattr(plan.engine, "needs_reference", True), reconstruct=False,
+                               purpose="train", device=plan.device)
+
+
 def run_stages(plan: SuitePlan, runner: Runner) -> RunState:
-    """invert → train → edit → measure, each unit through the cache."""
+    """invert (or seeded noise) → train → edit → measure, each unit through the cache."""
     state = schedule_units(plan, runner)
     collect_metrics(state)
     return state
@@ -82,19 +106,14 @@ def schedule_units(plan: SuitePlan, runner: Runner) -> RunState:
     here, only in the units' own computations (so an executor can learn the units before computing them)."""
     state = RunState(plan, runner)
     needs_training = any(a.official_ft is None for a in plan.attributes)
-    n_invert = -(-len(plan.images) // plan.batch_size)
-    if needs_training:
-        n_invert += -(-len(plan.train_images) // plan.batch_size)
+    n_test = plan.noise.n if plan.noise is not None else len(plan.images)
+    n_train = plan.train_noise.n if plan.train_noise is not None else len(plan.train_images)
+    n_invert = -(-n_test // plan.batch_size) + (-(-n_train // plan.batch_size) if needs_training else 0)
     with runner.stage(INVERT, total=n_invert, unit="chunk"):
-        state.test_inversions = invert_images(runner, plan.engine, plan.images, batch_size=plan.batch_size,
-                                              with_reference=False, purpose="test", device=plan.device)
-        if needs_training:
-            # training never reads a training image's reconstruction; the reference only when it is cached
-            state.train_inversions = invert_images(
-                runner, plan.engine, plan.train_images, batch_size=plan.batch_size, purpose="train",
-                with_reference=getattr(plan.engine, "needs_reference", True), reconstruct=False, device=plan.device)
+        state.test_inversions, state.train_inversions = _starting_points(plan, runner, needs_training)
     with runner.stage(TRAIN, total=len(plan.attributes), unit="attr"):
-        state.ft = train_all(runner, plan.engine, plan.attributes, plan.train_images, state.train_inversions)
+        state.ft = train_all(runner, plan.engine, plan.attributes, plan.train_images, state.train_inversions,
+                             n_train_images=plan.train_noise.n if plan.train_noise is not None else None)
     edits = [(attr, scale, edit_key(attr.name, scale)) for attr in plan.attributes for scale in plan.delta_h_scales]
     with runner.stage(EDIT, total=len(edits) * len(state.test_inversions), unit="chunk"):
         state.edits = edit_all(runner, plan.engine, [(a, s) for a, s, _ in edits], state.ft, state.test_inversions,
@@ -168,6 +187,8 @@ def training_histories(state: RunState) -> dict[str, dict[str, Any]]:
         data = entry.output.data
         if data.get("source") == "trained" and "history" in data:
             out[name] = {"ft": data.get("ft"), "config": data.get("config"), **data["history"]}
+            if data.get("init_from"):
+                out[name]["init_from"] = data["init_from"]
     return out
 
 
@@ -259,6 +280,8 @@ def run_plan(plan: SuitePlan, runner: Runner, out: Path, *, argv: Sequence[str] 
         histories = training_histories(state)
         if histories:
             write_training(folder.staging, histories)
+            write_ft_weights(folder.staging, {k: (state.ft[k].output.tensors, histories[k].get("ft") or {})
+                                              for k in histories})
         runner.uncached(REPORT, lambda: build_report(folder.staging))
         # Rewrite with the report's own time and the true end, now that both are known.
         write_results(folder.staging, result(utc_now(), grid), per_image_rows(state))

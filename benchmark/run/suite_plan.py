@@ -28,13 +28,31 @@ class ImageItem:
 
 @dataclass(frozen=True)
 class FtChoice:
-    """An ablation arm's f_t: a registered name and options, and its optimiser and lr (None: the suite's)."""
+    """An ablation arm's f_t: a registered name and options, its optimiser and lr (None: the suite's), and the
+    h-space layer it acts on (None: the suite's)."""
 
     key: str  # the arm's name in results: attribute `smiling` of arm `conv` is `smiling[conv]`
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     optimizer: str | None = None
     lr: float | None = None
+    hspace_layer: str | None = None
+
+
+@dataclass(frozen=True)
+class InitPlan:
+    """Where a trained f_t starts (transfer learning): a released f_t or a finished run's saved f_t (`path`,
+    checked against `sha256` before loading), or an f_t this run trains first (`attribute`, its plan name)."""
+
+    kind: str  # "released" | "run" | "this-run"
+    label: str  # what the manifest said, for provenance
+    path: str | None = None
+    sha256: str | None = None
+    attribute: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        """What the trained f_t depends on (an in-run source adds its own cache key as an upstream entry)."""
+        return {"kind": self.kind, "label": self.label, "sha256": self.sha256, "attribute": self.attribute}
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,7 @@ class AttributePlan:
     settings: Mapping[str, Any]  # t_edit, t_boost, lambda_clip, lambda_recon, ... (all part of the cache keys)
     official_ft: tuple[str, str] | None = None  # (path, sha256) of a released f_t, used instead of training
     ft: FtChoice | None = None  # an ablation arm's f_t, instead of the engine's
+    init: InitPlan | None = None  # where its f_t starts training (None: the f_t's own initialisation)
 
     def info(self, delta_h_scale: float = 1.0) -> AttributeInfo:
         return AttributeInfo(name=self.name, domain=self.domain, source_prompt=self.source_prompt,
@@ -76,7 +95,8 @@ class Engine(Protocol):
 
     def train(self, attribute: AttributePlan, x0: torch.Tensor, inversions: Mapping[str, torch.Tensor],
               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Train f_t for `attribute`: (its state dict, JSON-able info such as the loss history)."""
+        """Train f_t for `attribute`: (its state dict, JSON-able info such as the loss history). An attribute with
+        an `init` is called with `init_state=` (the weights its f_t starts from)."""
 
     def load_official(self, attribute: AttributePlan) -> dict[str, torch.Tensor]:
         """The released f_t's state dict (verified against its digest)."""
@@ -135,3 +155,7 @@ class SuitePlan:
     profile: str | None = None
     limit: int | None = None
     notes: list[str] = field(default_factory=list)
+    # Seeded noise in place of inverted images (`models.noise_source`); `images` is then filled by the run with the
+    # plain DDIM samples, the images the metrics compare edits against.
+    noise: Any = None  # the test side's NoiseSourceSpec
+    train_noise: Any = None  # the training side's NoiseSourceSpec

@@ -40,7 +40,7 @@ def _suite_doc():
 
 @pytest.mark.parametrize("profile", [None, "quick", "celebahq", "tiny"])
 def test_the_suite_resolves_with_every_variant_as_an_arm(profile):
-    rs = resolve_suite("ablation-ft", profile=profile, registry=ManifestRegistry())
+    rs = resolve_suite("ablation-ft@1", profile=profile, registry=ManifestRegistry())
     arms = rs.suite.ft_variants
     assert [a.key for a in arms] == ARMS
     assert {a.name for a in arms} == {"conv", *M.TRANSFORMER_VARIANTS}

@@ -160,7 +160,7 @@ def test_hub_files_come_from_the_pinned_revision(tmp_path, monkeypatch):
 
 
 def test_missing_weights_of_a_suite_and_the_command_that_fetches_them(tmp_path, fixtures):
-    rs = resolve_suite("official-checkpoints", profile="tiny", registry=ManifestRegistry())
+    rs = resolve_suite("official-checkpoints@1", profile="tiny", registry=ManifestRegistry())
     report = missing_weights(rs, root=tmp_path)
     assert {f.model for f in report.problems} == {f"asyrp-ft-{a}@1" for a in
                                                   ["smiling", "sad", "tanned", "pixar", "neanderthal"]}

@@ -39,7 +39,7 @@ def test_every_shipped_manifest_validates(registry):
     assert ds.count == 100 and ds.image_size == 256 and ds.selection is not None
 
 
-@pytest.mark.parametrize("suite", ["paper-table", "official-checkpoints"])
+@pytest.mark.parametrize("suite", ["paper-table", "official-checkpoints@1"])
 def test_tiny_profiles_resolve_with_digests(registry, suite):
     rs = resolve_suite(suite, profile="tiny", registry=registry)
     assert rs.suite.requires == "cpu-ok" and rs.dataset.ref == "celebahq-fixtures@1"

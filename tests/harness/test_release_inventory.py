@@ -57,22 +57,52 @@ def test_known_digests_are_the_fixture_files(fixtures):
 
 
 def test_prompts_and_settings_agree_with_the_attribute_manifests():
+    checked = 0
     for e in CKPTS:
-        path = MANIFESTS_DIR / "attributes" / f"{e['attribute']}.yaml"
-        if not path.exists():
+        path = MANIFESTS_DIR / "attributes" / f"{release.attribute_name(e)}.yaml"
+        if e["dataset"] in ("dog", "metfaces"):
+            assert not path.exists()  # no base-model manifest yet, so no attribute either
             continue
         attr = load_manifest(path).manifest
+        checked += 1
         assert (attr.source_prompt, attr.target_prompt) == (e["source"], e["target"])
-        assert attr.t_edit == e["t_edit"]["cited"] and attr.lambda_clip == e["lambda_clip"]["uva"]
+        assert attr.t_boost == INVENTORY["datasets"][e["dataset"]]["t_boost"]["value"]
+        cited = e["t_edit"].get("cited")
+        derived = [v for k, v in e["t_edit"].items() if k.startswith("by_rule_if_prompts_are_")]
+        assert attr.t_edit == (cited if cited is not None else derived[0] if derived else None), e["attribute"]
+        if e.get("lambda_clip", {}).get("uva"):
+            assert attr.lambda_clip == e["lambda_clip"]["uva"]
+        assert attr.domain == (e.get("domain") or "unstated")
+    assert checked == 18 + 6 + 2
+
+
+def test_a_derived_t_edit_is_the_cited_one_of_the_same_prompts():
+    by_prompts = {(e["source"], e["target"]): e["t_edit"]["cited"] for e in CKPTS if e["t_edit"].get("cited")}
+    for e in CKPTS:
+        for key, value in e["t_edit"].items():
+            if key.startswith("by_rule_if_prompts_are_"):
+                assert by_prompts[(e["source"], e["target"])] == value, e["attribute"]
 
 
 def test_committed_release_manifests_are_what_the_script_writes(tmp_path, fixtures):
     release.main(["--fixtures", str(fixtures), "--out", str(tmp_path)])
-    written = sorted(p.name for p in (tmp_path / "models").iterdir())
-    assert len(written) == 26 - 7  # the 7 of make_fixture_manifests.py are not rewritten here
-    for name in written:
-        assert (tmp_path / "models" / name).read_text() == (MANIFESTS_DIR / "models" / name).read_text(), name
+    written = {kind: sorted(p.name for p in (tmp_path / kind).iterdir()) for kind in ("models", "attributes",
+                                                                                      "datasets")}
+    f_t = [n for n in written["models"] if n.startswith("asyrp-ft-")]
+    assert len(f_t) == 26 - 7  # the 7 of make_fixture_manifests.py are not rewritten here
+    assert sorted(set(written["models"]) - set(f_t)) == [
+        "asyrp-lpips-bedroom.yaml", "asyrp-lpips-celeba-hq.yaml", "asyrp-lpips-church.yaml", "sdedit-bedroom.yaml",
+        "sdedit-church-outdoor.yaml"]
+    assert len(written["attributes"]) == 26 - 7
+    assert written["datasets"] == ["lsun-bedroom-val-first100.yaml", "lsun-church-outdoor-val-first100.yaml"]
+    for kind, names in written.items():
+        for name in names:
+            assert (tmp_path / kind / name).read_text() == (MANIFESTS_DIR / kind / name).read_text(), name
+    for name in f_t:
         doc = load_manifest(tmp_path / "models" / name).manifest
         assert doc.files[0].sha256 is None and "lock" in doc.provenance
+    celeba_tables = load_manifest(tmp_path / "models" / "asyrp-lpips-celeba-hq.yaml").manifest
+    for f in celeba_tables.files:  # the fixture copies pin the CelebA-HQ tables
+        assert f.sha256 == sha256_file(fixtures / "asyrp_official" / "tables" / f.path)
     with pytest.raises(SystemExit, match="DeltaBlock"):
         release.release_ft_manifest(next(e for e in CKPTS if e["dataset"] == "dog"), INVENTORY, fixtures)

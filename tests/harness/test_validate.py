@@ -102,7 +102,7 @@ def test_lock_suite_records_unknown_digests_once(registry, fixtures, tmp_path):
     from benchmark.inputs.lock_digests import lock_suite
     from benchmark.inputs.manifests import manifest_from_dict, resolve_suite
 
-    rs = resolve_suite("official-checkpoints", profile="tiny", registry=registry)
+    rs = resolve_suite("official-checkpoints@1", profile="tiny", registry=registry)
     # pretend the manifest did not pin the fixture images: lock must record all 11, then find them known
     doc = rs.dataset.manifest.model_dump(mode="json")
     for it in doc["items"]:

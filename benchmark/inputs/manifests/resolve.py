@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,13 @@ class ResolvedSuite:
     metric_backends: dict[str, Resolved]
     paper_values: Resolved | None
     known_answer_measure: Resolved | None = None  # the factor oracle of the suite's known-answer checks
+    t_select_tables: Resolved | None = None  # the LPIPS tables of `t_select.tables` (fetched like weights)
+    init_from: dict[str, Resolved] = field(default_factory=dict)  # released f_t an f_t starts from, by ref
 
     def models(self) -> dict[str, Resolved]:
         """Every model manifest the suite needs, keyed by `name@version` (deduplicated)."""
         found = [self.base_model, self.clip_loss_model, *self.ft_checkpoints.values(), *self.metric_backends.values(),
-                 self.known_answer_measure]
+                 self.known_answer_measure, self.t_select_tables, *self.init_from.values()]
         return {r.ref: r for r in found if r is not None}
 
     def manifest_digests(self) -> dict[str, str]:
@@ -187,6 +189,38 @@ def _check_clip_projection_targets(suite: SuiteManifest, resolver: _Resolver) ->
             fix="name each target's factor after the attribute itself (e.g. smiling: {factor: smiling})"))
 
 
+def _check_t_edit_sources(suite: SuiteManifest, attributes: dict[str, Resolved], resolver: _Resolver) -> None:
+    """An attribute without a cited t_edit (null) can only be edited by a suite whose `t_select` picks it."""
+    if suite.t_select is not None:
+        return
+    unset = sorted(n for n, r in attributes.items() if r.manifest.t_edit is None)
+    if unset:
+        resolver.problems.append(ManifestError(
+            f"attributes {unset} cite no t_edit (null: the authors' rule must pick it), and the suite has no "
+            "`t_select`", fix="add `t_select: {tables: <LPIPS tables manifest>, prefix: ..., apply: unset}`"))
+
+
+def _init_from(suite: SuiteManifest, resolver: _Resolver) -> dict[str, Resolved]:
+    """Released f_t that f_t start from; an in-run source must name an attribute (and arm) of the suite."""
+    sources = [("train.init_from", suite.train.init_from if suite.train else None)]
+    sources += [(f"ft_variants[{v.key}].init_from", v.init_from) for v in suite.ft_variants or []]
+    names = {parse_ref(a)[0] for a in suite.attributes}
+    arms = {v.key for v in suite.ft_variants or []}
+    out: dict[str, Resolved] = {}
+    for where, init in sources:
+        if init is None:
+            continue
+        if init.ft is not None:
+            r = resolver.get("model", init.ft)
+            if r is not None:
+                out[r.ref] = r
+        elif init.run is None and (init.attribute not in names or (init.arm is not None and init.arm not in arms)):
+            resolver.problems.append(ManifestError(
+                f"{where} names {init.label()!r}, which is no attribute (and arm) of this suite",
+                fix=f"use one of the suite's attributes {sorted(names)}" + (f" and arms {sorted(arms)}" if arms else "")))
+    return out
+
+
 def resolve_suite(ref: str, *, profile: str | None = None, registry: ManifestRegistry | None = None,
                   known_metrics: Iterable[str] | None = None) -> ResolvedSuite:
     """Resolve a suite and everything it names. All unknown references are reported together.
@@ -205,11 +239,15 @@ def resolve_suite(ref: str, *, profile: str | None = None, registry: ManifestReg
     backends = _metric_backends(suite, known_metrics, resolver)
     paper_values = resolver.get("paper_values", suite.paper_values)
     measure = resolver.get("model", suite.known_answers.measure) if suite.known_answers else None
+    tables = resolver.get("model", suite.t_select.tables) if suite.t_select else None
+    init_from = _init_from(suite, resolver)
     _check_clip_projection_targets(suite, resolver)
+    _check_t_edit_sources(suite, attributes, resolver)
     resolved = ResolvedSuite(ref=suite.ref, profile=profile, digest=digest, suite=suite, dataset=dataset,
                              train_dataset=train_dataset, base_model=base_model, clip_loss_model=clip_model,
                              attributes=attributes, ft_checkpoints=ft_checkpoints, metric_backends=backends,
-                             paper_values=paper_values, known_answer_measure=measure)
+                             paper_values=paper_values, known_answer_measure=measure, t_select_tables=tables,
+                             init_from=init_from)
     if resolver.problems:
         raise ResolutionErrors(suite.ref, resolver.problems, partial=resolved)
     return resolved

@@ -20,11 +20,18 @@ KINDS = ("dataset", "model", "attribute", "suite", "paper_values")
 
 
 class AttributeManifest(_Header):
+    """An edit: prompts, domain, t_edit / t_boost and the loss weights.
+
+    `t_edit: null` means no value is cited and the authors' rule must pick it at run time (it needs the text
+    cosine of the loss CLIP, ViT-B/16): a suite editing it needs a `t_select` that covers it. `domain: unstated`
+    where the authors' sources do not say whether the edit is in the training domain.
+    """
+
     kind: Literal["attribute"]
     source_prompt: str = Field(min_length=1)
     target_prompt: str = Field(min_length=1)
-    domain: Literal["in-domain", "unseen"]
-    t_edit: int = Field(ge=0, le=999)
+    domain: Literal["in-domain", "unseen", "unstated"]
+    t_edit: int | None = Field(ge=0, le=999)
     t_boost: int = Field(ge=0, le=999)
     lambda_clip: float = Field(gt=0)
     lambda_recon: float = Field(ge=0)
@@ -32,7 +39,7 @@ class AttributeManifest(_Header):
 
     @model_validator(mode="after")
     def _order(self) -> AttributeManifest:
-        if self.t_boost > self.t_edit:
+        if self.t_edit is not None and self.t_boost > self.t_edit:
             raise ValueError(f"t_boost ({self.t_boost}) must not exceed t_edit ({self.t_edit})")
         return self
 

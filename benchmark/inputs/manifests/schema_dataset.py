@@ -23,13 +23,16 @@ class Preprocessing(_Strict):
     - `resize`: `pil-bilinear` = PIL's BILINEAR resample (antialiased when shrinking), which is what
       DiffusionCLIP's `prepare_lmdb_data.py` (default `--resample bilinear`) applied to build the LMDB the
       authors trained and tested on.
+    - `resize: shorter-side-center-crop` = torchvision's `Resize(image_size)` then `CenterCrop(image_size)` on the
+      PIL image, as DiffusionCLIP's LSUN dataset (which Asyrp reads) transforms the LSUN LMDB's images (their
+      shorter side is already 256, so only the crop changes them).
     - `jpeg_quality`: re-encode the resized image as JPEG with this quality (Pillow defaults otherwise) and decode
       it again, as the LMDB stores JPEG q=100; null skips the round trip.
     Images already at `image_size` are taken as they are (they are the LMDB's own bytes or canonical PNGs).
     """
 
     name: ManifestName
-    resize: Literal["pil-bilinear"] = "pil-bilinear"
+    resize: Literal["pil-bilinear", "shorter-side-center-crop"] = "pil-bilinear"
     jpeg_quality: int | None = Field(default=None, ge=1, le=100)
 
 
@@ -43,7 +46,8 @@ class Distribution(_Strict):
     layout: Literal["files", "lmdb"]
     template: str = Field(min_length=1)
     image_size: int = Field(ge=8)
-    format: Literal["jpeg", "png"]
+    size: Literal["square", "shorter-side"] = "square"  # shorter-side: images are not square, min(w, h) = image_size
+    format: Literal["jpeg", "png", "webp"]
     description: str | None = None
 
     @field_validator("template")
@@ -59,9 +63,9 @@ class Distribution(_Strict):
 class Selection(_Strict):
     """The rule that defines the membership, kept even when `items` pins it, so the definition is on record.
 
-    `listing` is a folder inside a `files` distribution; the dataset is the first `count` file names matching
-    `pattern` in sorted order. When `items` is empty this rule is applied to the user's copy and `lock` records
-    the membership it found.
+    `listing` is a folder inside a `files` distribution, or "." for an `lmdb` distribution (its keys, in the
+    LMDB's own byte order); the dataset is the first `count` names matching `pattern` in sorted order. When `items`
+    is empty this rule is applied to the user's copy and `lock` records the membership it found.
     """
 
     rule: str = Field(min_length=1)
@@ -111,9 +115,9 @@ class DatasetManifest(_Header):
                 raise ValueError(f"item {it.id!r} has digests for unknown distributions {sorted(unknown)}")
         if self.selection is not None:
             dist = self.distributions.get(self.selection.distribution)
-            if dist is None or dist.layout != "files":
-                raise ValueError(f"selection.distribution {self.selection.distribution!r} must name a `files` "
-                                 "distribution of this dataset")
+            if dist is None or (dist.layout == "lmdb" and self.selection.listing != "."):
+                raise ValueError(f"selection.distribution {self.selection.distribution!r} must name a distribution "
+                                 "of this dataset (an `lmdb` one is listed as `listing: .`, its keys)")
         return self
 
     @property

@@ -15,6 +15,13 @@ from benchmark.inputs.manifests.schema_common import (
     _Strict,
     check_relative_path,
 )
+from benchmark.inputs.manifests.schema_method import (
+    ClipSource,
+    HSpaceSpec,
+    InitFrom,
+    LayerName,
+    NoiseSourceSpec,
+)
 
 
 class MetricEntry(_Strict):
@@ -48,23 +55,44 @@ class FtSpec(_Strict):
 
 class FtVariant(_Strict):
     """One arm of an f_t ablation: a registered f_t with its options, and optionally its own optimiser and lr
-    (else the suite's `train`). `key` names the arm in results: attribute `smiling` becomes `smiling[key]`."""
+    (else the suite's `train`). `key` names the arm in results: attribute `smiling` becomes `smiling[key]`.
+
+    An arm may also set where its f_t starts (`init_from`, else `train.init_from`), its h-space layer
+    (`hspace_layer`, else the suite's `hspace.layer`), the CLIP source when it trains from noise (`clip_source`,
+    else `train.source.clip_source`), and the attributes it applies to (`attributes`, else all)."""
 
     key: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
     name: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
     optimizer: Literal["sgd", "adam"] | None = None
     lr: float | None = Field(default=None, gt=0)
+    init_from: InitFrom | None = None
+    hspace_layer: LayerName | None = None
+    clip_source: ClipSource | None = None
+    attributes: list[str] | None = Field(default=None, min_length=1)
 
 
 class TrainSpec(_Strict):
-    dataset: Ref
-    n_images: int = Field(ge=1)
+    """Training: the first `n_images` of `dataset`, or `source` (its `n` items of seeded noise);
+    `init_from` starts every f_t from existing weights (transfer learning)."""
+
+    dataset: Ref | None = None
+    source: NoiseSourceSpec | None = None
+    n_images: int | None = Field(default=None, ge=1)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = Field(gt=0)
     loss_form: Literal["official"] = "official"
+    init_from: InitFrom | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainSpec:
+        if (self.dataset is None) == (self.source is None):
+            raise ValueError("train needs exactly one of `dataset` (images) and `source` (seeded noise)")
+        if (self.dataset is None) != (self.n_images is None):
+            raise ValueError("`n_images` goes with `dataset` (a noise `source` has its own `n`)")
+        return self
 
 
 class EditSpec(_Strict):
@@ -80,15 +108,24 @@ class TSelect(_Strict):
     `{prefix}_LPIPS_distance_x.tsv` and `{prefix}_LPIPS_distance_x0_t.tsv` (+ `_std`), as written by
     `python -m benchmark.plan.lpips_curves`. The text cosine of each attribute comes from the loss CLIP."""
 
-    curves: str = Field(min_length=1)
+    curves: str | None = Field(default=None, min_length=1)
+    tables: Ref | None = None  # instead of `curves`: a model manifest whose files are the tables (fetched, pinned)
     prefix: ManifestName
     edit_threshold: float = Field(0.33, gt=0)
     boost_threshold: float = Field(1.2, gt=0)
+    apply: Literal["all", "unset"] = "all"  # unset: only t_edit of attributes whose manifest leaves it null
 
     @field_validator("curves")
     @classmethod
-    def _relative(cls, v: str) -> str:
-        return check_relative_path(v, "curves folder")
+    def _relative(cls, v: str | None) -> str | None:
+        return None if v is None else check_relative_path(v, "curves folder")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> TSelect:
+        if (self.curves is None) == (self.tables is None):
+            raise ValueError("t_select needs exactly one of `curves` (a repository folder) and `tables` (a model "
+                             "manifest of the table files)")
+        return self
 
 
 class Resources(_Strict):
@@ -204,7 +241,11 @@ class KnownAnswers(_Strict):
 
 class SuiteManifest(_Header):
     kind: Literal["suite"]
-    dataset: Ref
+    dataset: Ref | None = None  # the test images; absent when `source` is seeded noise
+    source: NoiseSourceSpec | None = None  # edit from seeded noise instead of inverted images
+    default_attributes: list[str] | None = Field(default=None, min_length=1)  # run without --attributes
+    hspace: HSpaceSpec = Field(default_factory=HSpaceSpec)
+    metrics_omitted: dict[str, str] = Field(default_factory=dict)  # metric key -> why the suite leaves it out
     base_model: Ref
     clip_loss_model: Ref
     ft: FtSpec = Field(default_factory=FtSpec)
@@ -239,4 +280,19 @@ class SuiteManifest(_Header):
                 raise ValueError(f"ft_variants keys must be unique, got {variant_keys}")
             if self.train is None or self.ft.checkpoints:
                 raise ValueError("`ft_variants` trains every arm: it needs `train` and no `ft.checkpoints`")
+        if (self.dataset is None) == (self.source is None):
+            raise ValueError("a suite needs exactly one of `dataset` (test images) and `source` (seeded noise)")
+        names = [a.split("@")[0] for a in self.attributes]
+        for what, listed in (("default_attributes", self.default_attributes or []),
+                             *((f"ft_variants[{v.key}].attributes", v.attributes or [])
+                               for v in self.ft_variants or [])):
+            stray = [a for a in listed if a not in names]
+            if stray:
+                raise ValueError(f"{what} names attributes the suite does not edit: {stray}")
+        noise_training = self.train is not None and self.train.source is not None
+        if any(v.clip_source for v in self.ft_variants or []) and not noise_training:
+            raise ValueError("an arm's `clip_source` applies to training from seeded noise (`train.source`)")
+        clash = sorted(set(self.metrics_omitted) & {m.key for m in self.metrics})
+        if clash:
+            raise ValueError(f"metrics_omitted names metrics the suite measures: {clash}")
         return self

@@ -29,7 +29,13 @@ from benchmark.outputs.headline import headline
 from benchmark.outputs.report import figures
 from benchmark.outputs.report.captions import caption as _caption
 from benchmark.outputs.report.captions import figure_rank
-from benchmark.outputs.report.tables import MetricTable, detail_tables, verdict_tables, write_tables
+from benchmark.outputs.report.tables import (
+    MetricTable,
+    detail_tables,
+    training_speed_table,
+    verdict_tables,
+    write_tables,
+)
 from benchmark.outputs.report.verdicts import count_line
 from benchmark.outputs.results import (
     RunResult,
@@ -60,11 +66,13 @@ def build_report(run_dir: str | Path) -> Report:
     result = load_results(run_dir)
     rows = load_per_image(run_dir)
     final = run_dir / REPORT_DIR
+    speed = training_speed_table(load_training(run_dir), not_for_reporting=result.not_for_reporting)
+    extra = [speed] if speed is not None else []
     with atomic_dir(final) as staging:
-        table_files = write_tables(result, staging / "tables")
+        table_files = write_tables(result, staging / "tables", extra)
         with figure_style():
             figure_files = sorted(_figures(result, rows, run_dir, staging / "figures"), key=figure_rank)
-        _html(result, verdict_tables(result), detail_tables(result), figure_files, staging / "index.html")
+        _html(result, verdict_tables(result), [*detail_tables(result), *extra], figure_files, staging / "index.html")
     moved = [final / p.relative_to(staging) for p in table_files + figure_files]
     return Report(final, final / "index.html", [p for p in moved if p.suffix != ".png"],
                   [p for p in moved if p.suffix == ".png"])

@@ -15,6 +15,7 @@ import matplotlib.ticker
 import numpy as np
 
 from benchmark.outputs.figure_style import plt, save_figure
+from benchmark.outputs.training_speed import rollout_means  # noqa: F401  (the loss curves draw these)
 
 
 def _save(fig, path: Path) -> Path:
@@ -70,13 +71,6 @@ def metric_distribution(metric: str, per_attribute: Mapping[str, Sequence[float]
     ax.set_title(f"{metric}: per-image values (red: mean, 95% CI)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
-
-
-def rollout_means(t: Sequence[int], loss: Sequence[float]) -> np.ndarray:
-    """Mean loss per training rollout (one batch of images from t0 down to t_edit; t restarts at each)."""
-    t, loss = np.asarray(t), np.asarray(loss, dtype=float)
-    starts = np.flatnonzero(np.r_[True, t[1:] >= t[:-1]])
-    return np.array([loss[a:b].mean() for a, b in zip(starts, np.r_[starts[1:], len(t)], strict=True)])
 
 
 def loss_curves(histories: Mapping[str, Mapping[str, Sequence]], path: Path, *,

@@ -184,6 +184,30 @@ def ablation_table(result: RunResult) -> MetricTable | None:
                        pd.DataFrame(disp_rows), notes)
 
 
+def training_speed_table(training: dict, *, not_for_reporting: bool = False) -> MetricTable | None:
+    """Per attribute with a `conv` arm and others: each arm's running-mean loss, first and final, and the
+    optimiser steps to reach the conv arm's final loss (`benchmark.outputs.training_speed`); None otherwise."""
+    from benchmark.outputs.training_speed import speed_rows
+
+    rows = speed_rows(training)
+    if not rows:
+        return None
+    disp = [{"Attribute": r["attribute"], "f_t arm": r["arm"], "starts from": r["init_from"] or "scratch",
+             "optimiser steps": r["steps"], "first loss": format_number(r["first_loss"]), "final loss": format_number(r["final_loss"]),
+             "target (conv final)": format_number(r["target"]),
+             "steps to target": "never" if r["steps_to_target"] is None else
+             f"{r['steps_to_target']} (rollout {r['rollouts_to_target']})"} for r in rows]
+    w = rows[0]["window"]
+    notes = [f"Losses are running means over {w} rollouts (a rollout: one batch from t0 down to t_edit). The target "
+             "is the conv arm's final running mean; 'steps to target' is the first optimiser step, at the end of a "
+             "rollout, whose running mean is at or below it (the conv arm reaches it by its last step at the "
+             "latest)."]
+    if not_for_reporting:
+        notes.insert(0, "NOT FOR REPORTING: run with --limit (a subset of the images).")
+    return MetricTable("training_speed", "f_t arms: steps to reach the conv arm's final training loss",
+                       pd.DataFrame(rows), pd.DataFrame(disp), notes)
+
+
 def is_check(mv: MetricValue) -> bool:
     """A value of a known-answer check or a claim (its table is the verdict table), not a measured metric."""
     return str(mv.spec.get("metric", "")).split(":")[0] in BAND_ONLY_COLUMNS
@@ -246,11 +270,11 @@ def to_latex(table: MetricTable) -> str:
     return frame.to_latex(index=False, escape=False, caption=caption, label=f"tab:{table.key}")
 
 
-def write_tables(result: RunResult, folder: Path) -> list[Path]:
-    """`tables/<metric>.{md,csv,tex}` and `tables/all.md`; returns the paths written."""
+def write_tables(result: RunResult, folder: Path, extra: list[MetricTable] = ()) -> list[Path]:
+    """`tables/<metric>.{md,csv,tex}` (and of each `extra` table) and `tables/all.md`; returns the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     written, combined = [], []
-    for table in all_tables(result):
+    for table in [*all_tables(result), *extra]:
         md = to_markdown(table)
         combined.append(md)
         for ext, text in (("md", md), ("csv", table.numbers.to_csv(index=False)), ("tex", to_latex(table))):

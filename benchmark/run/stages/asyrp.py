@@ -113,24 +113,44 @@ class AsyrpEngine:
         return models.unet_forward_batch_size(self.model)
 
     def batch_group(self, attribute: AttributePlan) -> tuple:
-        """Attributes with equal groups may train in one pass: the settings that fix the data order and grid."""
+        """Attributes with equal groups may train in one pass: the settings that fix the data order and grid,
+        and the h-space layer (one pass runs one model)."""
         from models.multi_trainer import SHARED_FIELDS
 
         config = self.train_config(attribute)
-        return tuple(getattr(config, f) for f in SHARED_FIELDS)
+        return (*(getattr(config, f) for f in SHARED_FIELDS), self.model_for(attribute).unet.layer)
+
+    _layer_models: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def model_for(self, attribute: AttributePlan | None = None):
+        """The base model with h at the attribute's arm's layer (shared weights), else the suite's model. DDIM
+        inversion does not depend on where h is taken, so inversions stay keyed on the suite's model."""
+        layer = attribute.ft.hspace_layer if attribute is not None and attribute.ft is not None else None
+        if layer is None or layer == self.model.unet.layer:
+            return self.model
+        if layer not in self._layer_models:
+            self._layer_models[layer] = self.model.with_hspace_layer(layer)
+        return self._layer_models[layer]
 
     # -- keys ----------------------------------------------------------------------------------------------------
     def spec_for(self, stage: str, attribute: AttributePlan | None = None) -> dict[str, Any]:
         from benchmark.run.cache import code_digest
 
-        model = {"model": self.model.spec(), "code": code_digest("models"), "fast_path": self.fast.model_dump()}
+        model = {"model": self.model_for(attribute).spec(), "code": code_digest("models"),
+                 "fast_path": self.fast.model_dump()}
         if stage == "invert":
             return {**model, "n_inv": self.steps.n_inv, "t0": self.steps.t0, "reference_steps": self.steps.n_train,
                     "reference_min_t": self.reference_min_t}
+        if stage == "noise":  # seeded x_T and its plain DDIM sample on the generation grid
+            return {**model, "n_test": self.steps.n_test, "t0": self.steps.t0, "reference_steps": self.steps.n_train,
+                    "reference_min_t": self.reference_min_t}
         if stage == "train":
             name, options = self._ft_for(attribute)
-            return {**model, "ft": name, "ft_options": options, "config": self.train_config(attribute).model_dump(),
+            spec = {**model, "ft": name, "ft_options": options, "config": self.train_config(attribute).model_dump(),
                     "training": self.training_mode()}
+            if attribute is not None and attribute.init is not None:
+                spec["init_from"] = attribute.init.spec()
+            return spec
         if stage == "load":
             return {"ft": self.ft_name}
         if stage == "edit":
@@ -155,6 +175,20 @@ class AsyrpEngine:
                                   reference_min_t=self.reference_min_t, reconstruct=reconstruct,
                                   progress=self.progress, fast_path=self.fast)
         tensors, _ = inversion.to_tensors()
+        return tensors
+
+    def noise(self, n: int, *, seed: int, start: int, with_reference: bool) -> dict[str, torch.Tensor]:
+        """Items `start` .. `start + n − 1` of seeded noise: `x_T`, `reconstruction` (the plain DDIM sample on the
+        generation grid, what edits are measured against) and, for training, the reference trajectory and the
+        float `sample` the CLIP source is made from (`models.noise_source`)."""
+        import models
+
+        src = models.noise_source(self.model, n, seed=seed, start=start, n_steps=self.steps.n_test,
+                                  t0=self.steps.t0, reference_steps=self.steps.n_train if with_reference else None,
+                                  reference_min_t=self.reference_min_t, clip_source="sample")
+        tensors, _ = src.inversion.to_tensors()
+        if with_reference:
+            tensors["sample"] = src.images.contiguous()
         return tensors
 
     # -- train ---------------------------------------------------------------------------------------------------
@@ -182,44 +216,71 @@ class AsyrpEngine:
         """A freshly initialised f_t (the attribute's arm's, else the engine's), seeded with the train seed."""
         import models
 
-        unet = self.model.unet
+        unet = self.model_for(attribute).unet
         name, options = self._ft_for(attribute)
         return models.build_ft(name, h_channels=unet.h_channels, temb_dim=unet.temb_dim, h_size=unet.h_size,
                                seed=int(self.seeds.get("train", 1234)), **options)
 
     def train(self, attribute: AttributePlan, x0: torch.Tensor, inversions: Mapping[str, torch.Tensor],
-              ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return self.train_many([attribute], x0, inversions)[0]
+              init_state: Mapping[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Train f_t for `attribute`; with `init_state`, the f_t starts from those weights (loaded strictly)."""
+        return self.train_many([attribute], x0, inversions, init_states=[init_state])[0]
 
-    def train_many(self, attributes: Sequence[AttributePlan], x0: torch.Tensor,
-                   inversions: Mapping[str, torch.Tensor]) -> list[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
-        """Train the attributes' f_t in one pass (attribute-batched) or one after another (sequential); one
-        (state dict, info) per attribute, in order."""
+    def train_many(self, attributes: Sequence[AttributePlan], x0: torch.Tensor, inversions: Mapping[str, torch.Tensor],
+                   init_states: Sequence[Mapping[str, torch.Tensor] | None] | None = None,
+                   ) -> list[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+        """Train the attributes' f_t in one pass (attribute-batched; they share `batch_group`) or one after another
+        (sequential); one (state dict, info) per attribute, in order."""
         import models
 
         if self.clip_loss is None:
             raise RuntimeError("this engine has no CLIP loss; it can only load released f_t")
         with_reference = any(k.startswith("reference.") for k in inversions)
         inversion = models.Inversion.from_tensors(inversions, self._inversion_meta(with_reference=with_reference))
-        runs = [models.AttributeRun(self.new_ft(a), self.clip_loss(a.source_prompt, a.target_prompt),
-                                    self.train_config(a)) for a in attributes]
+        inits = list(init_states) if init_states is not None else [None] * len(attributes)
+        runs = [models.AttributeRun(self._starting_ft(a, init), self.clip_loss(a.source_prompt, a.target_prompt),
+                                    self.train_config(a)) for a, init in zip(attributes, inits, strict=True)]
         mode = self.training_mode()
-        passes = [runs] if self.attribute_batching else [[r] for r in runs]
-        results = []
+        passes = [list(range(len(runs)))] if self.attribute_batching else [[i] for i in range(len(runs))]
+        results: list[Any] = [None] * len(runs)
         for group in passes:
-            results += models.train_attributes(self.model, group, x0, inversion, reference=mode["reference"],
-                                               fast_path=self.fast, progress=self.progress)
+            trained = models.train_attributes(self.model_for(attributes[group[0]]), [runs[i] for i in group], x0,
+                                              inversion, reference=mode["reference"], fast_path=self.fast,
+                                              progress=self.progress)
+            for i, result in zip(group, trained, strict=True):
+                results[i] = result
         names = [a.name for a in attributes]
-        out = []
-        for attribute, run, result in zip(attributes, runs, results, strict=True):
-            steps = result.history.steps
-            name, options = self._ft_for(attribute)
-            info = {"config": run.config.model_dump(), "clip_loss": run.clip_loss.spec(),
-                    "ft": {"name": name, "options": options},
-                    "training": {**mode, "pass": names if self.attribute_batching else [attribute.name]},
-                    "history": {"t": [s.t for s in steps], "loss": [s.loss for s in steps]}}
-            out.append(({k: v.detach().cpu() for k, v in result.ft.state_dict().items()}, info))
-        return out
+        return [self._trained(a, run, result, names if self.attribute_batching else [a.name])
+                for a, run, result in zip(attributes, runs, results, strict=True)]
+
+    def _starting_ft(self, attribute: AttributePlan, init_state: Mapping[str, torch.Tensor] | None):
+        ft = self.new_ft(attribute)
+        if init_state is not None:
+            ft.load_state_dict(dict(init_state), strict=True)  # a wrong f_t or shape fails here, by key
+        return ft
+
+    def _trained(self, attribute: AttributePlan, run, result, pass_names: list[str]):
+        steps = result.history.steps
+        name, options = self._ft_for(attribute)
+        info = {"config": run.config.model_dump(), "clip_loss": run.clip_loss.spec(),
+                "ft": {"name": name, "options": options}, "training": {**self.training_mode(), "pass": pass_names},
+                "history": {"t": [s.t for s in steps], "loss": [s.loss for s in steps]}}
+        if attribute.init is not None:
+            info["init_from"] = attribute.init.spec()
+        return {k: v.detach().cpu() for k, v in result.ft.state_dict().items()}, info
+
+    def load_init(self, attribute: AttributePlan) -> dict[str, torch.Tensor]:
+        """The weights a transfer f_t starts from, when they come from a file: a released f_t (the authors'
+        format, `models.load_official_ft`) or a finished run's saved f_t; both digest-checked before loading."""
+        import models
+
+        init = attribute.init
+        if init.kind == "released":
+            block = models.load_official_ft(init.path, sha256=init.sha256)
+            return {k: v.detach().cpu() for k, v in block.state_dict().items()}
+        from benchmark.inputs.saved_ft import load_ft_file
+
+        return load_ft_file(init.path, sha256=init.sha256)
 
     def load_official(self, attribute: AttributePlan) -> dict[str, torch.Tensor]:
         import models
@@ -265,7 +326,7 @@ class AsyrpEngine:
 
         ids = ids or [str(i) for i in range(x_T.shape[0])]
         jobs = [(self.load_ft(state, a), self.schedule(a, scale)) for a, state, scale in settings]
-        passes = [list(range(len(jobs)))] if self.attribute_batching else [[j] for j in range(len(jobs))]
+        passes = self._edit_passes([a for a, _, _ in settings])
         out: list[list[torch.Tensor]] = [[] for _ in jobs]
         rows = self.unet_batch(cpu_default=None)
         for members in passes:
@@ -274,8 +335,18 @@ class AsyrpEngine:
                 chunk = slice(start, start + per_chunk)
                 edit_jobs = [models.EditJob([(jobs[j][0], 1.0)], jobs[j][1], self.noise_generators(ids[chunk]))
                              for j in members]
-                gens = models.generate_batched(self.model, x_T[chunk], edit_jobs, fast_path=self.fast,
+                gens = models.generate_batched(self.model_for(settings[members[0]][0]), x_T[chunk], edit_jobs,
+                                               fast_path=self.fast,
                                                progress=self.progress).generations
                 for j, g in zip(members, gens, strict=True):
                     out[j].append(g.images)
         return [torch.cat(parts) for parts in out]
+
+    def _edit_passes(self, attributes: Sequence[AttributePlan]) -> list[list[int]]:
+        """Indices of the settings edited together: all that share an h-space layer (batched), else one each."""
+        if not self.attribute_batching:
+            return [[j] for j in range(len(attributes))]
+        by_layer: dict[Any, list[int]] = {}
+        for j, a in enumerate(attributes):
+            by_layer.setdefault(self.model_for(a).unet.layer, []).append(j)
+        return list(by_layer.values())
