@@ -19,13 +19,12 @@ from models.checkpoints import (
     ddpm_unet_config,
     from_ddpm_checkpoint,
     load_ddpm_celebahq,
-    load_sdedit_celebahq,
 )
 from models.clip_loss import IMAGENET_TEMPLATES, DirectionalClipLoss
 from models.codec import Codec, KLCodec, PixelCodec, VQCodec
 from models.ddim import ddim_step, predict_x0
 from models.diffusion_model import DiffusionModel
-from models.ermongroup import ERMONGROUP_CONFIGS, ErmongroupConfig, load_ermongroup_ddpm
+from models.ermongroup import ERMONGROUP_CONFIGS, ErmongroupConfig, load_ermongroup_ddpm, load_sdedit_celebahq
 from models.fast_path import FastPath
 from models.ft import (
     FT_REGISTRY,

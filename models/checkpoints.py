@@ -179,17 +179,6 @@ def load_ddpm_celebahq(snapshot_dir: str | Path, *, verify: bool = True, device:
     return model.to(device)
 
 
-def load_sdedit_celebahq(path: str | Path, *, sha256: str | None = SDEDIT_CELEBAHQ_SHA256,
-                         device: torch.device | str = "cpu", precision: str = "fp32") -> DiffusionModel:
-    """SDEdit's `celeba_hq.ckpt` (the base model of the authors' CelebA-HQ runs), converted to a `UNet2DModel`:
-    `models.ermongroup.load_ermongroup_ddpm` with the authors' `celeba.yml`."""
-    from models.ermongroup import load_ermongroup_ddpm
-
-    return load_ermongroup_ddpm(path, "celeba.yml", sha256=sha256, device=device, precision=precision,
-                                missing_fix=f"fetch {SDEDIT_CELEBAHQ_URL} with the harness's `fetch` command, then "
-                                            f"set {SDEDIT_CELEBAHQ_ENV} to the file")
-
-
 def _check_scheduler(root: Path) -> None:
     """The hub scheduler must describe the same β schedule we rebuild (its clip_sample is deliberately ignored)."""
     for candidate in (root / "scheduler_config.json", root / "scheduler" / "scheduler_config.json"):

@@ -21,7 +21,13 @@ import torch
 from benchmark.core.errors import BenchError, DataError, DigestMismatchError, MissingWeightsError
 from benchmark.core.hashing import sha256_file
 from benchmark.core.registry import Registry
-from models.checkpoints import CELEBAHQ_DDPM_ARCH, from_ddpm_checkpoint
+from models.checkpoints import (
+    CELEBAHQ_DDPM_ARCH,
+    SDEDIT_CELEBAHQ_ENV,
+    SDEDIT_CELEBAHQ_SHA256,
+    SDEDIT_CELEBAHQ_URL,
+    from_ddpm_checkpoint,
+)
 from models.codec import PixelCodec
 from models.diffusion_model import DiffusionModel
 from models.hspace import HSpaceUNet
@@ -89,3 +95,12 @@ def load_ermongroup_ddpm(path: str | Path, config: str | ErmongroupConfig, *, sh
     model = DiffusionModel(HSpaceUNet(unet, precision=precision), cfg.alphas_cumprod(),
                            int(cfg.arch["resolution"]), PixelCodec(), name=cfg.name)
     return model.to(device)
+
+
+def load_sdedit_celebahq(path: str | Path, *, sha256: str | None = SDEDIT_CELEBAHQ_SHA256,
+                         device: torch.device | str = "cpu", precision: str = "fp32") -> DiffusionModel:
+    """SDEdit's `celeba_hq.ckpt` (the base model of the authors' CelebA-HQ runs), converted to a `UNet2DModel`:
+    `models.ermongroup.load_ermongroup_ddpm` with the authors' `celeba.yml`."""
+    return load_ermongroup_ddpm(path, "celeba.yml", sha256=sha256, device=device, precision=precision,
+                                missing_fix=f"fetch {SDEDIT_CELEBAHQ_URL} with the harness's `fetch` command, then "
+                                            f"set {SDEDIT_CELEBAHQ_ENV} to the file")
