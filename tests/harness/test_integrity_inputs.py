@@ -206,3 +206,13 @@ def test_shipped_weights_that_do_not_match_are_restored_from_git(tree, capsys):
         fetch_model(ManifestRegistry(tree).get("model", "synthetic-ddpm@1").manifest)
     assert err.value.fix.endswith("`git checkout -- benchmark/synthetic/assets/ddpm.safetensors` (it is part of "
                                   "the repository)")
+
+
+def test_another_manifest_tree_keeps_its_own_lock_file(tmp_path, monkeypatch):
+    from benchmark.core.paths import lock_path
+
+    monkeypatch.delenv("ASYRP_LOCK", raising=False)
+    monkeypatch.setenv("ASYRP_MANIFESTS", str(tmp_path / "tree"))
+    assert lock_path() == (tmp_path / "tree" / "lock.json").resolve()  # never the repository's manifests/lock.json
+    monkeypatch.delenv("ASYRP_MANIFESTS")
+    assert lock_path() == (MANIFESTS_DIR / "lock.json").resolve()
