@@ -189,6 +189,23 @@ def training_histories(state: RunState) -> dict[str, dict[str, Any]]:
             out[name] = {"ft": data.get("ft"), "config": data.get("config"), **data["history"]}
             if data.get("init_from"):
                 out[name]["init_from"] = data["init_from"]
+            out[name].update(_trained_where(state.plan, name))
+    return out
+
+
+def _trained_where(plan: SuitePlan, name: str) -> dict[str, Any]:
+    """What the training config leaves out but an arm may change: the h-space layer its f_t acts on and, when
+    it trains from seeded noise, its CLIP source images (read from the plan, so a cached f_t records them too)."""
+    attribute = next((a for a in plan.attributes if a.name == name), None)
+    if attribute is None:
+        return {}
+    out = {}
+    model_for = getattr(plan.engine, "model_for", None)
+    layer = getattr(getattr(model_for(attribute), "unet", None), "layer", None) if model_for else None
+    if layer is not None:
+        out["hspace_layer"] = layer
+    if "clip_source" in attribute.settings:
+        out["clip_source"] = attribute.settings["clip_source"]
     return out
 
 
