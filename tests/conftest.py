@@ -7,10 +7,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from benchmark.core.paths import fixtures_dir
+
+
+def pytest_configure(config):
+    # Under pytest-xdist (the README's test command runs two workers) each worker takes its share of the cores:
+    # two workers with torch's default of one thread per core would oversubscribe the CPU.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 def pytest_collection_modifyitems(config, items):
