@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from benchmark import __version__
@@ -62,8 +61,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors end with the fix (see --help) and exit code 2, like every bad input."""
 
     def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"error: {message}\n  fix: see `{self.prog} --help` for the options and examples\n")
+        # one usage line, not argparse's full one: `run` has too many options for a usage that names them all
+        self.exit(2, f"usage: {self.prog} [options]\nerror: {message}\n"
+                     f"  fix: see `{self.prog} --help` for the options and examples\n")
 
 
 def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ lock)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmark.core.errors import BenchError, DataError, DeviceError, DigestMismatchError, ManifestError
@@ -64,6 +64,8 @@ def validate_suite(suite: str, *, profile: str | None = None, data_root: str | P
     resolved = _check_manifests(report, request, registry, known_metrics, known_loaders)
     if resolved is None:
         return report
+    if any(p.code == "attribute-unknown" for p in report.problems):
+        request = replace(request, attributes=None)  # reported once; the other checks go on with every attribute
     report.resolved = resolved
     report.suite = resolved.ref
     report.manifest_digests = resolved.manifest_digests()

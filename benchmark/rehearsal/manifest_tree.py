@@ -112,8 +112,8 @@ def smoke_profile(suite: dict, *, full: bool = False) -> dict:
         overrides.pop("known_answers")
     if suite.get("train") is None:
         overrides.pop("train")
-    if suite.get("t_select") is not None:
-        overrides["t_select"] = None  # curves of the real model do not exist for a forged one
+    if suite.get("t_select") is not None and not suite["t_select"].get("tables"):
+        overrides["t_select"] = None  # curves of the real model do not exist for a forged one (the authors' tables do)
     overrides["resources"] = {"disk_gb": 4}
     return overrides
 
@@ -132,9 +132,10 @@ def write_manifest_tree(out: Path, forged, stand_in, *, source: Path = MANIFESTS
         if stand_in.items.get(split):
             doc = _smoke_dataset(_load(out / "datasets" / f"{real}.yaml"), smoke, stand_in.items[split])
             _dump(out / "datasets" / f"{smoke}.yaml", doc)
-    for name in SUITES:
-        path = out / "suites" / f"{name}.yaml"
+    for path in sorted((out / "suites").glob("*.yaml")):  # every version of each suite: `--suite NAME` is the latest
         doc = _load(path)
+        if doc.get("name") not in SUITES:
+            continue
         profiles = doc.setdefault("profiles", {})
         profiles["smoke"] = {"description": SMOKE_DESCRIPTION, "overrides": smoke_profile(doc)}
         if doc.get("known_answers"):

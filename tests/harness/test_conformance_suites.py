@@ -46,7 +46,9 @@ def test_suite_resolves_and_validates_its_own_schema(ref, profile):
     assert isinstance(resolved, ResolvedSuite) and resolved.ref == ref and resolved.profile == profile
     suite = resolved.suite
     assert SuiteManifest.model_validate(suite.model_dump(mode="json")) == suite  # the merged suite re-validates
-    assert resolved.dataset is not None and resolved.base_model is not None and resolved.clip_loss_model is not None
+    # a suite that edits seeded noise reads no test images
+    assert (resolved.dataset is None) == (suite.source is not None), f"{ref}: a dataset, or a noise source"
+    assert resolved.base_model is not None and resolved.clip_loss_model is not None
     assert set(resolved.metric_backends) == {m.key for m in suite.metrics}
     for model in (resolved.base_model, resolved.clip_loss_model):
         assert model.manifest.loader in LOADERS, f"{ref}: model {model.ref} names loader {model.manifest.loader!r}"

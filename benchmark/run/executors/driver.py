@@ -7,8 +7,9 @@ paid once per group, not once per unit:
 
 - each training is its own job (`train_per_job` may put several in one: attribute batching trains them together),
   and so is each h-space property experiment: these are the long units, spread over the workers;
-- inversion chunks, edit chunks and metric units are split evenly over the workers, and the metric units of an
-  edit ride in the job of its chunks (they wait for nothing else, and cost little);
+- inversion chunks, edit chunks (the settings of one chunk together) and metric units are split evenly over the
+  workers, and the metric units of an edit ride in the job of its chunks (they wait for nothing else, and cost
+  little);
 - when there are more groups than free workers, those that more units wait for (directly or not) go first.
 
 A job that ends without writing its units (worker killed, timed out, preempted, SIGTERM) has its unfinished units
@@ -177,15 +178,28 @@ def plan_jobs(graph: UnitGraph, free: int, slots: int, train_per_job: int = 1) -
     groups += [trains[i:i + train_per_job] for i in range(0, len(trains), train_per_job)]
     groups += [[n] for n in ready if n.stage in LONG_STAGES and n.stage != "train"]
     for stage in dict.fromkeys(n.stage for n in ready if n.stage not in LONG_STAGES):
-        nodes = [n for n in ready if n.stage == stage]
-        size = math.ceil(len(nodes) / slots)
-        groups += [nodes[i:i + size] for i in range(0, len(nodes), size)]
+        bundles = _by_chunk(graph, [n for n in ready if n.stage == stage])
+        size = math.ceil(len(bundles) / slots)
+        groups += [[n for b in bundles[i:i + size] for n in b] for i in range(0, len(bundles), size)]
     waiting = graph.dependents()  # the groups that more units wait for go first (the critical path)
     groups = sorted(groups, key=lambda g: (-sum(waiting.get(n.key, 0) for n in g), g[0].order))[:free]
     claimed = {n.key for g in groups for n in g}
     for group in groups:
         _add_riders(graph, group, claimed)
     return groups
+
+
+def _by_chunk(graph: UnitGraph, nodes: list[Node]) -> list[list[Node]]:
+    """Edit units of one inversion chunk stay in one job: an engine that edits several settings together batches
+    the missing settings of a chunk, so a job must hold the chunk's settings that an inline run batches (the
+    batch's composition moves the floats). Other units go one by one."""
+    if not nodes or nodes[0].stage != "edit":
+        return [[n] for n in nodes]
+    bundles: dict[tuple, list[Node]] = {}
+    for n in nodes:
+        chunk = tuple(d for d in n.deps if d in graph.nodes and graph.nodes[d].stage == "invert")
+        bundles.setdefault(chunk or (n.key,), []).append(n)
+    return list(bundles.values())
 
 
 def _add_riders(graph: UnitGraph, group: list[Node], claimed: set[str]) -> None:
