@@ -38,7 +38,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     registry = ManifestRegistry()
     models = [registry.get("model", ref).manifest for ref in args.models]
     if args.suite:
-        models += list(resolve_suite(args.suite, profile=args.profile, registry=registry).models().values())
+        from benchmark.inputs.selection import narrow_to_selection
+
+        resolved = resolve_suite(args.suite, profile=args.profile, registry=registry)
+        models += list(narrow_to_selection(resolved, args.attributes).models().values())  # what the run reads
     statuses = fetch_models(models, lock=LockFile.load())
     for st in statuses:
         print(f"{st.state:>4}  {st.model}  {st.path}")

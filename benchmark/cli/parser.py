@@ -138,6 +138,9 @@ def _add_fetch(sub) -> None:
                                   "  python run_all.py fetch clip-vit-b16-openai@1")
     fetch.add_argument("models", nargs="*", metavar="MODEL", help="model manifests (name[@version]) to fetch")
     _suite_arguments(fetch, required=False)
+    fetch.add_argument("--attributes", nargs="+", metavar="NAME",
+                       help="with --suite: the weights a run of these attributes needs (default: the suite's "
+                            "default attributes; `all` for every one)")
 
 
 def _add_lock(sub) -> None:

@@ -28,14 +28,17 @@ REAL_PROFILES = {"ablation-ft": "celebahq"}
 
 
 def suite_models(suites: Iterable[str]) -> list:
-    """Every model manifest (with files) the suites use with their real models, in a stable order."""
+    """Every model manifest (with files) the suites use with their real models and default attributes (a suite of
+    all 18 released f_t rehearses the five it edits by default), in a stable order."""
     from benchmark.core.paths import MANIFESTS_DIR
     from benchmark.inputs.manifests import ManifestRegistry, resolve_suite
+    from benchmark.inputs.selection import narrow_to_selection
 
     registry = ManifestRegistry(MANIFESTS_DIR)
     models: dict[str, object] = {}
     for suite in suites:
-        resolved = resolve_suite(suite, profile=REAL_PROFILES.get(suite), registry=registry)
+        resolved = narrow_to_selection(resolve_suite(suite, profile=REAL_PROFILES.get(suite), registry=registry),
+                                       None)
         for ref, r in sorted(resolved.models().items()):
             if r.manifest.files and getattr(r.manifest.source, "type", None) in ("url", "hub"):
                 models.setdefault(ref, r.manifest)
