@@ -43,3 +43,12 @@ def fixtures():
 def _seeded():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test, then the previous count (conformance tests over many small models)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

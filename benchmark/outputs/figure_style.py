@@ -62,3 +62,13 @@ def save_figure(fig, path: Path, fmt: str | None = None) -> Path:
         fig.savefig(tmp, format=fmt, metadata=_METADATA[fmt])
     plt.close(fig)
     return path
+
+
+def image_cell(ax, img) -> None:
+    """One cell of an image grid: the H×W×3 image (none: left blank), no ticks, no frame."""
+    if img is not None:
+        ax.imshow(img, interpolation="lanczos" if img.shape[0] < 128 else "antialiased")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)

@@ -44,12 +44,7 @@ OFFLINE_REFS = [r for r in LOADED_REFS if source_type(r) in ("random", "local")]
 FETCHED_REFS = [r for r in LOADED_REFS if r not in OFFLINE_REFS]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_manifests_load_and_every_loader_has_a_documented_kind():

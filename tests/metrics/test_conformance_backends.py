@@ -67,12 +67,7 @@ def manifest_names() -> set[str]:
     return {parse_ref(ref)[0] for ref in ManifestRegistry().names("model")}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_kind_has_a_metric_and_the_built_in_offline_back_ends_exist():

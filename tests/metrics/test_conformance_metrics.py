@@ -14,7 +14,6 @@ import math
 import re
 
 import pytest
-import torch
 from metrics_helpers import random_images
 from pydantic import ValidationError
 
@@ -47,12 +46,7 @@ def edits() -> EditSet:
                    target_text="smiling face", ids=tuple(f"img{i}" for i in range(N_IMAGES)))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def offline_metric(name: str, cache_dir):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.outputs.figure_style import figure_style, plt, save_figure
+from benchmark.outputs.figure_style import figure_style, image_cell, plt, save_figure
 from benchmark.outputs.figures.run_files import CannotMake, RunFiles
 
 FIXED = ("original", "reconstruction")
@@ -26,13 +26,7 @@ def _draw_cells(axes, rows: Sequence[str], cols: Sequence[str], cells: Mapping[t
     for i, row in enumerate(rows):
         for j, col in enumerate(cols):
             ax = axes[i][j]
-            img = cells.get((row, col))
-            if img is not None:
-                ax.imshow(img, interpolation="lanczos" if img.shape[0] < 128 else "antialiased")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            image_cell(ax, cells.get((row, col)))
             if i == 0:
                 ax.set_title((col_titles or cols)[j].replace("[", "\n["), fontsize=7.5)
             if j == 0:

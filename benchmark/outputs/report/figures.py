@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib.ticker
 import numpy as np
 
-from benchmark.outputs.figure_style import plt, save_figure
+from benchmark.outputs.figure_style import image_cell, plt, save_figure
 from benchmark.outputs.training_speed import rollout_means  # noqa: F401  (the loss curves draw these)
 
 
@@ -33,13 +33,7 @@ def edit_grid(rows: Sequence[str], columns: Sequence[str], images: Mapping[tuple
     for i, row in enumerate(rows):
         for j, col in enumerate(columns):
             ax = axes[i][j]
-            img = images.get((row, col))
-            if img is not None:
-                ax.imshow(img, interpolation="lanczos" if img.shape[0] < 128 else "antialiased")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            image_cell(ax, images.get((row, col)))
             if i == 0:  # an ablation arm's name goes on its own line: `smiling\n[pixel-channel]`
                 ax.set_title(col.replace("[", "\n["), fontsize=9)
             if j == 0:
