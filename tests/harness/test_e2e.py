@@ -1,6 +1,6 @@
 """End to end through the real CLI in a subprocess, with the real stages, models and metrics on tiny models:
 the default command (the demo until `synthetic` lands) and the paper-table suite definition under its `tiny`
-profile on the shared fixture images, h-space properties included."""
+profile on the shared fixture images, h-space properties included, and the blog figures made from that run."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from benchmark.core.paths import REPO_ROOT
+from benchmark.outputs.figures import make_figures
 
 pytest.importorskip("models", reason="needs the Asyrp core (models/), not in this checkout")
 pytest.importorskip("metrics", reason="needs the metrics package, not in this checkout")
@@ -54,17 +57,26 @@ def test_bare_run_all_runs_the_demo_through_every_stage_and_resumes(tmp_path):
     assert again["run_dir"] != result["run_dir"] and again["metrics"] == result["metrics"]
 
 
-@pytest.mark.slow
-def test_paper_table_tiny_profile_end_to_end(tmp_path, fixtures):
-    proc = _run(tmp_path, "run", "--suite", "paper-table", "--profile", "tiny", "--device", "cpu",
-                "--attributes", "smiling", "--limit", "2", "--json", "--out", "runs")
+@pytest.fixture(scope="module")
+def tiny_paper_table(tmp_path_factory, fixtures):
+    """One run of the paper-table suite's `tiny` profile on two fixture faces, shared by the tests below (each
+    such run takes minutes on the CI machine)."""
+    folder = tmp_path_factory.mktemp("tiny-paper-table")
+    proc = _run(folder, "run", "--suite", "paper-table", "--profile", "tiny", "--device", "cpu",
+                "--attributes", "smiling", "tanned", "pixar", "--limit", "2", "--json", "--out", "runs", timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_paper_table_tiny_profile_end_to_end(tiny_paper_table):
+    result = tiny_paper_table
     assert result["suite"] == "paper-table@1" and result["not_for_reporting"] is True
     assert result["run"]["profile"] == "tiny"
     assert "suite:paper-table@1" in result["run"]["manifest_digests"]
     assert "paper_values:paper-table@1" in result["run"]["manifest_digests"]
-    assert set(result["metrics"]) == {"smiling", "smiling_x0.5", "ddim"}  # both Δh scales; plain-DDIM checks
+    # both Δh scales of each attribute; the plain-DDIM checks
+    assert set(result["metrics"]) == {"smiling", "smiling_x0.5", "tanned", "tanned_x0.5", "pixar", "pixar_x0.5", "ddim"}
     sdir = result["metrics"]["smiling"]["sdir"]
     assert sdir["n"] == 2 and "one_minus_cos" in sdir["variants"]
     assert sdir["variants"]["one_minus_cos"]["mean"] == pytest.approx(1 - sdir["mean"], abs=1e-9)
@@ -84,3 +96,25 @@ def test_paper_table_tiny_profile_end_to_end(tmp_path, fixtures):
     linearity = result["metrics"]["smiling"]["linearity_r2"]
     assert linearity["spec"]["metric"] == "paper-claim:linearity_r2" and linearity["n"] == 2
     assert (Path(result["run_dir"]) / "properties.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_tiny_paper_table_run_keeps_its_label_maps_and_gives_every_figure(tiny_paper_table, tmp_path):
+    """The real pipeline (paper-table, tiny profile): the run keeps the parser's label maps of its grid images, and
+    they are the maps SC measured (their pixel agreement is each image's SC); then every blog figure and Table 2
+    is made."""
+    run = Path(tiny_paper_table["run_dir"])
+    seg = json.loads((run / "segmentation.json").read_text())["sc"]
+    assert seg["reference"] == "reconstruction" and len(seg["classes"]) == 19
+    first = next(iter(seg["maps"]))
+    assert set(seg["maps"][first]) == {"original", "reconstruction", "smiling", "smiling_x0.5", "tanned",
+                                       "tanned_x0.5", "pixar", "pixar_x0.5"}
+    rows = [json.loads(line) for line in (run / "per_image.jsonl").read_text().splitlines()]
+    for image_id, maps in seg["maps"].items():
+        reference = np.asarray(Image.open(run / maps["reconstruction"]))
+        for edit in ("smiling", "tanned", "pixar"):
+            agreement = float((np.asarray(Image.open(run / maps[edit])) == reference).mean())
+            sc = next(r["value"] for r in rows if (r["attribute"], r["metric"], r["id"]) == (edit, "sc", image_id))
+            assert agreement == pytest.approx(sc, abs=1e-6), (image_id, edit)
+    made = make_figures(run, tmp_path / "blog", "png")
+    assert not made.skipped, made.lines()

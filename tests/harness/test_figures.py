@@ -1,12 +1,10 @@
 """`run_all.py figures RUN_DIR`: the blog's Figures 5–9 and Table 2 from a run folder alone, in PNG, PDF or SVG,
-saying which figure a run cannot make and why; and the label maps a run keeps for Figure 5."""
+saying which figure a run cannot make and why. The same from a real tiny paper-table run, with the label maps it
+keeps for Figure 5: tests/harness/test_e2e.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +13,6 @@ import pytest
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.core.paths import REPO_ROOT
 from benchmark.outputs.figures import make_figures
 from benchmark.outputs.figures.segmentation import BISENET_COLOURS, CELEBAMASK_COLOURS, colourise, palette
 from benchmark.outputs.results import (
@@ -132,31 +129,3 @@ def test_palettes_are_the_parsers_colours():
     assert tuple(synthetic[1]) == CELEBAMASK_COLOURS["skin"] and tuple(synthetic[3]) == CELEBAMASK_COLOURS["l_eye"]
     labels = np.array([[0, 1], [6, 3]])
     assert colourise(labels, synthetic)[1, 0].tolist() == list(CELEBAMASK_COLOURS["mouth"])
-
-
-@pytest.mark.slow
-def test_a_tiny_paper_table_run_keeps_its_label_maps_and_gives_every_figure(tmp_path):
-    """The real pipeline (paper-table, tiny profile): the run keeps the parser's label maps of its grid images, and
-    they are the maps SC measured (their pixel agreement is each image's SC); then every blog figure and Table 2
-    is made."""
-    env = {**os.environ, "ASYRP_CACHE": str(tmp_path / "cache"), "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_all.py"), "run", "--suite", "paper-table",
-                           "--profile", "tiny", "--device", "cpu", "--attributes", "smiling", "tanned", "pixar",
-                           "--limit", "2", "--json", "--out", "runs"], capture_output=True, text=True, timeout=1500,
-                          env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = Path(json.loads(proc.stdout)["run_dir"])
-    seg = json.loads((run / "segmentation.json").read_text())["sc"]
-    assert seg["reference"] == "reconstruction" and len(seg["classes"]) == 19
-    first = next(iter(seg["maps"]))
-    assert set(seg["maps"][first]) == {"original", "reconstruction", "smiling", "smiling_x0.5", "tanned",
-                                       "tanned_x0.5", "pixar", "pixar_x0.5"}
-    rows = [json.loads(line) for line in (run / "per_image.jsonl").read_text().splitlines()]
-    for image_id, maps in seg["maps"].items():
-        reference = np.asarray(Image.open(run / maps["reconstruction"]))
-        for edit in ("smiling", "tanned", "pixar"):
-            agreement = float((np.asarray(Image.open(run / maps[edit])) == reference).mean())
-            sc = next(r["value"] for r in rows if (r["attribute"], r["metric"], r["id"]) == (edit, "sc", image_id))
-            assert agreement == pytest.approx(sc, abs=1e-6), (image_id, edit)
-    made = make_figures(run, tmp_path / "blog", "png")
-    assert not made.skipped, made.lines()

@@ -180,3 +180,14 @@ def _copy_manifests(tmp_path: Path) -> Path:
     root = tmp_path / "manifests"
     shutil.copytree(MANIFESTS_DIR, root, ignore=shutil.ignore_patterns("lock.json"))
     return root
+
+
+def test_known_answers_need_the_trained_strength_among_the_delta_h_scales():
+    """The checks measure each attribute's Δh-scale-1 edit: a suite without that scale is refused when it loads,
+    not with a crash after its edits are computed."""
+    suite = yaml.safe_load((MANIFESTS_DIR / "suites" / "synthetic.yaml").read_text())
+    suite["edit"]["delta_h_scale"] = [2.0]
+    with pytest.raises(ManifestError, match=r"add 1\.0 to edit\.delta_h_scale"):
+        manifest_from_dict(suite)
+    suite["edit"]["delta_h_scale"] = [2.0, 1.0]
+    assert manifest_from_dict(suite).edit.delta_h_scale == [2.0, 1.0]

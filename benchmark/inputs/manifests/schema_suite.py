@@ -295,4 +295,8 @@ class SuiteManifest(_Header):
         clash = sorted(set(self.metrics_omitted) & {m.key for m in self.metrics})
         if clash:
             raise ValueError(f"metrics_omitted names metrics the suite measures: {clash}")
+        if self.known_answers is not None and 1.0 not in self.edit.delta_h_scale:
+            # the checks measure each attribute's edit at the trained strength, the one named after the attribute
+            raise ValueError(f"known_answers measure the Delta h scale 1.0 edit: add 1.0 to edit.delta_h_scale "
+                             f"(got {self.edit.delta_h_scale})")
         return self
