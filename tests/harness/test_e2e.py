@@ -75,8 +75,9 @@ def test_paper_table_tiny_profile_end_to_end(tiny_paper_table):
     assert result["run"]["profile"] == "tiny"
     assert "suite:paper-table@1" in result["run"]["manifest_digests"]
     assert "paper_values:paper-table@1" in result["run"]["manifest_digests"]
-    # both Δh scales of each attribute; the plain-DDIM checks
-    assert set(result["metrics"]) == {"smiling", "smiling_x0.5", "tanned", "tanned_x0.5", "pixar", "pixar_x0.5", "ddim"}
+    # both Δh scales of each attribute, the combination of the two in-domain ones, the plain-DDIM checks
+    assert set(result["metrics"]) == {"smiling", "smiling_x0.5", "tanned", "tanned_x0.5", "pixar", "pixar_x0.5",
+                                      "smiling+tanned", "ddim"}
     sdir = result["metrics"]["smiling"]["sdir"]
     assert sdir["n"] == 2 and "one_minus_cos" in sdir["variants"]
     assert sdir["variants"]["one_minus_cos"]["mean"] == pytest.approx(1 - sdir["mean"], abs=1e-9)
