@@ -74,9 +74,9 @@ class Rehearsal:
     forged: ForgedTree
     stand_in: CelebaStandIn
     manifests: Path
-    lsun: LsunStandIn | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     mirror: Mirror | None = None
+    lsun: LsunStandIn | None = None
 
     def start(self) -> Rehearsal:
         self.mirror = Mirror(self.forged.root, etags={f["path"]: f["sha256"] for files in self.forged.files.values()

@@ -64,6 +64,21 @@ def test_forged_released_ft_has_the_authors_layout(tmp_path, fixtures):
     assert not torch.equal(a["conv1.weight"], b["conv1.weight"])  # each attribute its own f_t
 
 
+def test_forgeries_are_byte_identical_per_seed_with_the_releases_archive_names(tmp_path, fixtures):
+    """torch.save to a path names the archive's records after the file: through the atomic temp file that was a
+    random name, so two forgings of one seed differed in bytes (and digests). Now `archive/...`, as released."""
+    import zipfile
+
+    from benchmark.core.hashing import sha256_file
+
+    [f] = _forge("asyrp-ft-bedroom-princess", tmp_path / "a").files
+    _forge("asyrp-ft-bedroom-princess", tmp_path / "b")
+    assert sha256_file(tmp_path / "a" / f.path) == sha256_file(tmp_path / "b" / f.path)
+    real = fixtures / "asyrp_official" / "checkpoints" / "smiling_LC_CelebA_HQ_t999_ninv40_ngen40_0.pth"
+    names = {n.split("/", 1)[0] for n in zipfile.ZipFile(tmp_path / "a" / f.path).namelist()}
+    assert names == {n.split("/", 1)[0] for n in zipfile.ZipFile(real).namelist()} == {"archive"}
+
+
 def test_forged_lpips_tables_have_the_authors_rows_and_give_a_t(tmp_path, fixtures):
     import models as M
 
@@ -138,3 +153,24 @@ def test_lsun_smoke_profile_and_journey(lsun_tree, suite):
     assert run[run.index("--data") + 1].endswith("_val_lmdb") and "--train-data" not in run
     assert run[run.index("--attributes") + 1] in ("church-gothic", "bedroom-hotel")
 
+
+
+def test_prepare_rehearsal_of_an_lsun_suite_forges_its_lmdb_only(tmp_path, monkeypatch):
+    """The wiring of `prepare_rehearsal` for an LSUN suite (the model forging, minutes at full size, stubbed):
+    the LSUN LMDB is written, the CelebA-HQ stand-in is not, and the journey reads the LMDB."""
+    from benchmark.rehearsal import api
+    from benchmark.rehearsal.tree import ForgedTree
+
+    seen = {}
+
+    def no_forging(manifests, **kwargs):
+        seen["models"] = sorted(m.name for m in manifests)
+        return ForgedTree(tmp_path / "forged", 0)
+
+    monkeypatch.setattr(api, "forged_tree", no_forging)
+    rehearsal = api.prepare_rehearsal(tmp_path / "work", suites=["lsun-bedroom-released"])
+    assert "sdedit-bedroom" in seen["models"] and "asyrp-lpips-bedroom" in seen["models"]
+    assert not rehearsal.stand_in.items and set(rehearsal.lsun.paths) == {"lsun-bedroom-val-first100"}
+    assert (rehearsal.lsun.paths["lsun-bedroom-val-first100"] / "data.mdb").is_file()
+    fetch, validate, run = rehearsal.journey("lsun-bedroom-released")
+    assert fetch[:3] == ["fetch", "--suite", "lsun-bedroom-released"] and "bedroom_val_lmdb" in " ".join(run)
