@@ -212,12 +212,14 @@ def _add_rehearse(sub) -> None:
         formatter_class=_FMT, epilog="examples:\n  python run_all.py rehearse --suite paper-table\n"
                                      "  python run_all.py rehearse --suite ldm --keep /tmp/rehearsal --device cuda\n"
                                      "exit codes: 0 every stage ran and the run folder is complete · 2 otherwise")
-    rehearse.add_argument("--suite", required=True, help="paper-table, official-checkpoints, ldm or ablation-ft")
+    rehearse.add_argument("--suite", required=True, help="paper-table, official-checkpoints, ldm, ablation-ft, "
+                                                         "lsun-church-released or lsun-bedroom-released")
     rehearse.add_argument("--device", default="cpu", help="device of the smoke run (default: %(default)s)")
     rehearse.add_argument("--keep", type=Path, metavar="DIR",
                           help="work in DIR and keep it (forgeries, manifests, logs, the run folder)")
-    rehearse.add_argument("--attributes", nargs="+", metavar="NAME", default=["smiling"],
-                          help="attributes of the smoke run (default: %(default)s)")
+    rehearse.add_argument("--attributes", nargs="+", metavar="NAME",
+                          help="attributes of the smoke run (default: smiling; church-gothic, bedroom-hotel "
+                               "for the LSUN suites)")
     rehearse.add_argument("--seed", type=int, default=0, help="seed of the forgeries (default: %(default)s)")
 
 

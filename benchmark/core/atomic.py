@@ -81,8 +81,10 @@ def save_safetensors(path: str | Path, tensors: dict, metadata: dict[str, str] |
 
 
 def torch_save(path: str | Path, obj: Any) -> None:
-    """For tensors-only payloads that must round-trip through `torch.load(weights_only=True)`."""
+    """For tensors-only payloads that must round-trip through `torch.load(weights_only=True)`. Saved through a
+    file object, so the archive's records are named `archive/...` (as in the authors' released files) and not
+    after the random temp file: the same object gives the same bytes."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)

@@ -75,7 +75,7 @@ def complete_run_folder(runs: Path) -> tuple[Path | None, list[str]]:
 
 
 def rehearse(suite: str, *, device: str = "cpu", keep: Path | None = None, seed: int = 0,
-             attributes: Sequence[str] = ("smiling",), echo: Callable[[str], None] = print) -> RehearsalReport:
+             attributes: Sequence[str] | None = None, echo: Callable[[str], None] = print) -> RehearsalReport:
     from benchmark.rehearsal.api import prepare_rehearsal
 
     workdir = Path(keep).expanduser() if keep is not None else Path(tempfile.mkdtemp(prefix="asyrp-rehearsal-"))

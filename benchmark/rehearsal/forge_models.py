@@ -1,8 +1,10 @@
 """Forgers: one per pinned model, each writing that model's files in their published format and layout, full
-size, with seeded random weights (`FORGERS`, keyed by model manifest name).
+size, with seeded random weights (`FORGERS`, keyed by model manifest name; the authors' f_t and LPIPS tables
+without a fixture copy: `benchmark.rehearsal.forge_asyrp`).
 
 A forger is `fn(manifest, seed, dest) -> None` where `dest(path)` is where the file the manifest lists as `path`
-must be written. The authors' released f_t are real and small; they are copied from the shared fixtures instead.
+must be written. The authors' released f_t with a published digest are real and small; they are copied from the
+shared fixtures instead.
 Formats (and where each was read) are in `benchmark.rehearsal.formats` and in each forger's docstring.
 """
 
@@ -18,7 +20,7 @@ import torch
 from benchmark.core.atomic import atomic_path, torch_save, write_text
 from benchmark.core.errors import BenchError
 from benchmark.core.registry import Registry
-from benchmark.rehearsal import formats
+from benchmark.rehearsal import forge_asyrp, formats
 from benchmark.rehearsal.fill import fill_module_, fill_state_dict, meta_build
 
 Dest = Callable[[str], Path]
@@ -37,13 +39,24 @@ def _only(manifest, suffix: str) -> str:
     return names[0]
 
 
-@FORGERS.register("sdedit-celebahq")
+#: SDEdit's ermongroup DDPMs (model manifest -> the authors' config, model section).
+SDEDIT_CONFIGS = {"sdedit-celebahq": formats.CELEBA_HQ_DDPM, "sdedit-church-outdoor": formats.LSUN_CHURCH_DDPM,
+                  "sdedit-bedroom": formats.LSUN_BEDROOM_DDPM}
+
+
 def forge_sdedit(manifest, seed: int, dest: Dest) -> None:
-    """`celeba_hq.ckpt`: a bare state dict of the ermongroup DDPM `Model` (SDEdit loads it with
-    `model.load_state_dict(ckpt)`), fp32, keys and shapes from `formats.ermongroup_ddpm_shapes`."""
-    shapes = formats.ermongroup_ddpm_shapes(**formats.CELEBA_HQ_DDPM)
+    """`celeba_hq.ckpt`, `church_outdoor.ckpt`, `bedroom.ckpt`: a bare state dict of the ermongroup DDPM `Model`
+    (SDEdit loads it with `model.load_state_dict(ckpt)`), fp32, keys and shapes from
+    `formats.ermongroup_ddpm_shapes` of the model's config."""
+    shapes = formats.ermongroup_ddpm_shapes(**SDEDIT_CONFIGS[manifest.name])
     state = fill_state_dict({k: torch.empty(s) for k, s in shapes.items()}, seed)
     torch_save(dest(_only(manifest, ".ckpt")), state)
+
+
+for _name in SDEDIT_CONFIGS:
+    FORGERS.register(_name, forge_sdedit)
+for _name in ("asyrp-lpips-church", "asyrp-lpips-bedroom"):
+    FORGERS.register(_name, forge_asyrp.forge_lpips_tables)
 
 
 def _unet_attention_prefixes(unet) -> list[str]:
@@ -162,7 +175,9 @@ def copy_released_ft(manifest, seed: int, dest: Dest) -> None:
 
 
 def forger_for(manifest) -> Callable[..., None]:
-    """The forger of a model manifest; released f_t (loader asyrp-deltablock) are copied from the fixtures."""
+    """The forger of a model manifest. Released f_t (loader asyrp-deltablock) with a published digest are the
+    fixtures' real files, copied; those without one (no fixture copy: LSUN, most CelebA-HQ attributes) are forged
+    in the authors' layout (`forge_asyrp`)."""
     if manifest.loader == "asyrp-deltablock":
-        return copy_released_ft
+        return copy_released_ft if all(f.sha256 for f in manifest.files) else forge_asyrp.forge_released_ft
     return FORGERS.get(manifest.name)

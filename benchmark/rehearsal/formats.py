@@ -11,6 +11,15 @@ Sources (read with the search tool, or in the installed packages):
   Both Hub snapshots were converted in 2022, before diffusers renamed its attention parameters (2023), so their
   `.bin` files carry the old names (`query`, `key`, `value`, `proj_attn`); diffusers still maps them on load
   (`ModelMixin._fix_state_dict_keys_on_load`).
+- LSUN church_outdoor / bedroom DDPMs (SDEdit `church_outdoor.ckpt`, `bedroom.ckpt`): DiffusionCLIP@7573b88
+  `configs/church.yml` and `configs/bedroom.yml` (model sections; the Asyrp copies are not in the index), the same
+  `Model` class and layout as CelebA-HQ.
+- The authors' released f_t (`*_LC_<category>_t999_ninv40_ngen40_0.pth`, Asyrp `diffusion_latent.py` saves
+  `{"0": DeltaBlock state dict, "optimizer": SGD state, "scheduler": StepLR state}`): read from a released CelebA-HQ
+  file (`torch.load(weights_only=True)`): SGD lr 0.5 without momentum, StepLR step 20, gamma 0.9.
+- The authors' LPIPS tables (`utils/<prefix>_LPIPS_distance_{x,x0_t}{,_std}.tsv`, read with the search tool at
+  16818a8: celeba, church, bedroom): one `t<TAB>repr(float)` row per t = 1 ... 997 and 999 (998 is missing in
+  every table: the last inversion step jumps from 997 to 999).
 """
 
 from __future__ import annotations
@@ -20,6 +29,37 @@ from typing import Any
 #: SDEdit / Asyrp configs/celeba.yml, model section.
 CELEBA_HQ_DDPM = {"ch": 128, "ch_mult": (1, 1, 2, 2, 4, 4), "num_res_blocks": 2, "attn_resolutions": (16,),
                   "resolution": 256, "in_channels": 3, "out_ch": 3}
+#: DiffusionCLIP configs/church.yml and configs/bedroom.yml, model sections (identical to celeba.yml's).
+LSUN_CHURCH_DDPM = {"ch": 128, "ch_mult": (1, 1, 2, 2, 4, 4), "num_res_blocks": 2, "attn_resolutions": (16,),
+                    "resolution": 256, "in_channels": 3, "out_ch": 3}
+LSUN_BEDROOM_DDPM = dict(LSUN_CHURCH_DDPM)
+
+#: the authors' LPIPS tables: the timesteps they hold, in file order.
+LPIPS_TABLE_TIMESTEPS = (*range(1, 998), 999)
+
+
+def lpips_table_text(curve: dict[int, float]) -> str:
+    """One of the authors' LPIPS tables as text: `t<TAB>repr(value)` per row, t ascending, newline-terminated."""
+    return "".join(f"{t}\t{float(v)!r}\n" for t, v in sorted(curve.items()))
+
+
+def asyrp_ft_checkpoint(block_state: dict) -> dict:
+    """The payload of a released f_t file around one DeltaBlock state dict (keys in the release's order)."""
+    n = len(block_state)
+    return {"0": block_state,
+            "optimizer": {"state": {i: {"momentum_buffer": None} for i in range(n)},
+                          "param_groups": [{"lr": 0.5, "momentum": 0, "dampening": 0, "weight_decay": 0,
+                                            "nesterov": False, "initial_lr": 0.5, "params": list(range(n))}]},
+            "scheduler": {"step_size": 20, "gamma": 0.9, "base_lrs": [0.5], "last_epoch": 0, "_step_count": 1,
+                          "verbose": False, "_get_lr_called_within_step": False, "_last_lr": [0.5]}}
+
+
+def deltablock_shapes(h_channels: int, temb_dim: int) -> dict[str, tuple[int, ...]]:
+    """key -> shape of the authors' DeltaBlock (`0` of a released f_t), in the release's key order."""
+    c = h_channels
+    return {"conv1.weight": (c, c, 1, 1), "conv1.bias": (c,), "temb_proj.weight": (c, temb_dim),
+            "temb_proj.bias": (c,), "norm2.weight": (c,), "norm2.bias": (c,), "conv2.weight": (c, c, 1, 1),
+            "conv2.bias": (c,)}
 
 
 def ermongroup_ddpm_shapes(*, ch: int, ch_mult, num_res_blocks: int, attn_resolutions, resolution: int,
