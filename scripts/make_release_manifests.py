@@ -1,15 +1,19 @@
 """Generate the manifests of the authors' release listed in scripts/release_inventory.yaml.
 
-- model manifests of the released f_t (DeltaBlock) checkpoints: the five fixture attributes and angry / young are
-  written by scripts/make_fixture_manifests.py (`FT_ATTRIBUTES`); this script writes the rest it is asked for
-  (default: every CelebA-HQ, LSUN church and LSUN bedroom one), by URL at the pinned commit. Their sha256 is not
+- model manifests of the released f_t checkpoints (DeltaBlock on the DDPM U-Nets; the ResBlock-style f_t,
+  `models.ft.ResDeltaBlock`, on the AFHQ-dog iDDPM and METFACES ADM U-Nets): the five fixture attributes and
+  angry / young are written by scripts/make_fixture_manifests.py (`FT_ATTRIBUTES`); this script writes the rest
+  it is asked for (default: every CelebA-HQ, LSUN, AFHQ-dog and METFACES one), by URL at the pinned commit. Their sha256 is not
   knowable offline: `sha256: null` until `lock` records it on first fetch, and the provenance says so;
 - attribute manifests for those f_t (prompts from text_dic.py; t_edit cited, derived, or null = the authors'
   LPIPS rule at run time; t_boost per dataset; see `attribute_manifest`);
 - the LSUN base models (SDEdit's church_outdoor.ckpt and bedroom.ckpt, loader `ddpm-checkpoint` with the
   authors' config) and the authors' LPIPS tables per dataset (loader `lpips-tables`, fetched like weights).
+  The AFHQ-dog and METFACES base models (ILVR's afhq_dog_4m.pt, P2's metface_p2.pt) have no manifest: they have
+  no direct URL (the authors' README points to a OneDrive folder), and the schema has no source for a file the
+  user supplies (`local` means shipped inside the repository); so no data manifest or suite either.
 
-    python scripts/make_release_manifests.py [--datasets celeba_hq church bedroom] [--out manifests]
+    python scripts/make_release_manifests.py [--datasets celeba_hq church bedroom dog metfaces] [--out manifests]
 """
 
 from __future__ import annotations
@@ -27,12 +31,19 @@ from benchmark.core.paths import MANIFESTS_DIR, fixtures_dir
 
 GENERATOR = "scripts/make_release_manifests.py"
 INVENTORY = Path(__file__).resolve().parent / "release_inventory.yaml"
-DEFAULT_DATASETS = ("celeba_hq", "church", "bedroom")
+DEFAULT_DATASETS = ("celeba_hq", "church", "bedroom", "dog", "metfaces")
 DATASET_TEXT = {  # how a description names each dataset and its base model
     "celeba_hq": ("CelebA-HQ", "the SDEdit CelebA-HQ DDPM"),
     "church": ("LSUN church_outdoor", "the SDEdit LSUN church DDPM (church_outdoor.ckpt)"),
     "bedroom": ("LSUN bedroom", "the SDEdit LSUN bedroom DDPM (bedroom.ckpt)"),
+    "dog": ("AFHQ-dog", "ILVR's AFHQ-dog iDDPM (pretrained/afhq_dog_4m.pt)"),
+    "metfaces": ("METFACES", "P2 weighting's METFACES ADM (pretrained/metface_p2.pt)"),
 }
+FT_CLASS_TEXT = {  # the inventory's `f_t` per dataset: how a description names the block
+    "deltablock": "DeltaBlock",
+    "resblock": "ResBlock-style DeltaBlock, models.ft.ResDeltaBlock: suite `ft: {name: resblock}`",
+}
+BASE_MODEL_DATASETS = ("church", "bedroom")  # sdedit-celebahq@1 has its own script; dog / metfaces: no source
 
 
 def load_inventory(path: Path = INVENTORY) -> dict:
@@ -43,26 +54,31 @@ def load_inventory(path: Path = INVENTORY) -> dict:
 
 
 def release_ft_manifest(entry: dict, inventory: dict, fixtures: Path) -> dict:
-    """The model manifest of one released DeltaBlock checkpoint (an inventory `checkpoints` entry)."""
+    """The model manifest of one released f_t checkpoint (an inventory `checkpoints` entry)."""
     dataset = entry["dataset"]
-    if inventory["datasets"][dataset]["f_t"] != "deltablock":
-        raise SystemExit(f"{entry['file']}: only DeltaBlock checkpoints have a manifest format yet")
+    ft_class = inventory["datasets"][dataset]["f_t"]
+    if ft_class not in FT_CLASS_TEXT:
+        raise SystemExit(f"{entry['file']}: no manifest format for f_t class {ft_class!r}")
     if dataset == "celeba_hq":
         doc = ft_manifest(entry["attribute"], fixtures)
         if doc["source"]["files"][0]["path"] != entry["file"]:
             raise SystemExit(f"{entry['file']}: the CelebA-HQ file name rule does not give this file")
     else:
-        doc = _lsun_manifest(entry)
+        doc = _pinned_url_manifest(entry, ft_class)
     data_name, base = DATASET_TEXT[dataset]
     how = ("from random-noise x_T instead of inversions (--load_random_noise; inferred from the file name)"
            if entry.get("trained_from") == "random-noise" else "with 40 inversion and 40 generative steps")
     prompts = f"'{entry['source']}' -> '{entry['target']}'" + (", inferred" if entry.get("prompts_inferred") else "")
-    doc["description"] = (f"The authors' released f_t (DeltaBlock) for '{entry['attribute']}' on {data_name} "
-                          f"({prompts}): trained {how} for one epoch on {base}.")
+    doc["description"] = (f"The authors' released f_t ({FT_CLASS_TEXT[ft_class]}) for '{entry['attribute']}' on "
+                          f"{data_name} ({prompts}): trained {how} for one epoch on {base}.")
     return doc
 
 
-def _lsun_manifest(entry: dict) -> dict:
+RESBLOCK_KEYS_NOTE = (". Keys (in_layers / emb_layers / out_layers under '0') inferred from the authors' "
+                      "DeltaBlock class and save code (docs/unet-mapping.md), not yet checked against the file.")
+
+
+def _pinned_url_manifest(entry: dict, ft_class: str) -> dict:
     file = entry["file"]
     return {
         "schema_version": 1, "kind": "model", "name": f"asyrp-ft-{entry['attribute'].replace('_', '-')}",
@@ -70,7 +86,7 @@ def _lsun_manifest(entry: dict) -> dict:
         "license": "MIT (kwonminki/Asyrp_official)",
         "provenance": f"kwonminki/Asyrp_official@{ASYRP_COMMIT} checkpoint/{file}; sha256 not yet known (no "
                       "fixture copy): `lock` records it on first fetch. Prompts: utils/text_dic.py "
-                      "(scripts/release_inventory.yaml)",
+                      "(scripts/release_inventory.yaml)" + (RESBLOCK_KEYS_NOTE if ft_class == "resblock" else ""),
         "loader": "asyrp-deltablock",
         "loader_args": {"attribute": entry["attribute"], "state_dict_key": "0"},
         "source": {"type": "url", "files": [{
@@ -235,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = attribute_manifest(entry, inventory)
         write_manifest(args.out / "attributes" / f"{doc['name']}.yaml", doc, GENERATOR)
     for dataset in args.datasets:
-        if dataset != "celeba_hq":  # sdedit-celebahq@1 and the CelebA-HQ datasets have their own scripts
+        if dataset in BASE_MODEL_DATASETS:
             doc = base_model_manifest(dataset, inventory)
             write_manifest(args.out / "models" / f"{doc['name']}.yaml", doc, GENERATOR)
             doc = lsun_dataset_manifest(dataset)

@@ -60,10 +60,7 @@ def test_prompts_and_settings_agree_with_the_attribute_manifests():
     checked = 0
     for e in CKPTS:
         path = MANIFESTS_DIR / "attributes" / f"{release.attribute_name(e)}.yaml"
-        if e["dataset"] in ("dog", "metfaces"):
-            assert not path.exists()  # no base-model manifest yet, so no attribute either
-            continue
-        attr = load_manifest(path).manifest
+        attr = load_manifest(path).manifest  # every released f_t has one, AFHQ-dog and METFACES included
         checked += 1
         assert (attr.source_prompt, attr.target_prompt) == (e["source"], e["target"])
         assert attr.t_boost == INVENTORY["datasets"][e["dataset"]]["t_boost"]["value"]
@@ -73,7 +70,7 @@ def test_prompts_and_settings_agree_with_the_attribute_manifests():
         if e.get("lambda_clip", {}).get("uva"):
             assert attr.lambda_clip == e["lambda_clip"]["uva"]
         assert attr.domain == (e.get("domain") or "unstated")
-    assert checked == 18 + 6 + 2
+    assert checked == 18 + 6 + 2 + 5 + 4
 
 
 def test_a_derived_t_edit_is_the_cited_one_of_the_same_prompts():
@@ -89,11 +86,11 @@ def test_committed_release_manifests_are_what_the_script_writes(tmp_path, fixtur
     written = {kind: sorted(p.name for p in (tmp_path / kind).iterdir()) for kind in ("models", "attributes",
                                                                                       "datasets")}
     f_t = [n for n in written["models"] if n.startswith("asyrp-ft-")]
-    assert len(f_t) == 26 - 7  # the 7 of make_fixture_manifests.py are not rewritten here
+    assert len(f_t) == 35 - 7  # the 7 of make_fixture_manifests.py are not rewritten here
     assert sorted(set(written["models"]) - set(f_t)) == [
-        "asyrp-lpips-bedroom.yaml", "asyrp-lpips-celeba-hq.yaml", "asyrp-lpips-church.yaml", "sdedit-bedroom.yaml",
-        "sdedit-church-outdoor.yaml"]
-    assert len(written["attributes"]) == 26 - 7
+        "asyrp-lpips-bedroom.yaml", "asyrp-lpips-celeba-hq.yaml", "asyrp-lpips-church.yaml", "asyrp-lpips-dog.yaml",
+        "asyrp-lpips-metfaces.yaml", "sdedit-bedroom.yaml", "sdedit-church-outdoor.yaml"]  # no dog / metfaces base
+    assert len(written["attributes"]) == 35 - 7
     assert written["datasets"] == ["lsun-bedroom-val-first100.yaml", "lsun-church-outdoor-val-first100.yaml"]
     for kind, names in written.items():
         for name in names:
@@ -104,5 +101,7 @@ def test_committed_release_manifests_are_what_the_script_writes(tmp_path, fixtur
     celeba_tables = load_manifest(tmp_path / "models" / "asyrp-lpips-celeba-hq.yaml").manifest
     for f in celeba_tables.files:  # the fixture copies pin the CelebA-HQ tables
         assert f.sha256 == sha256_file(fixtures / "asyrp_official" / "tables" / f.path)
-    with pytest.raises(SystemExit, match="DeltaBlock"):
-        release.release_ft_manifest(next(e for e in CKPTS if e["dataset"] == "dog"), INVENTORY, fixtures)
+    unknown_class = {**INVENTORY, "datasets": {**INVENTORY["datasets"],
+                                               "dog": {**INVENTORY["datasets"]["dog"], "f_t": "transformer"}}}
+    with pytest.raises(SystemExit, match="no manifest format for f_t class 'transformer'"):
+        release.release_ft_manifest(next(e for e in CKPTS if e["dataset"] == "dog"), unknown_class, fixtures)
