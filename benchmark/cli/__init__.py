@@ -18,6 +18,9 @@ from benchmark.cli import commands
 from benchmark.cli.failures import exit_code_for, print_error
 from benchmark.cli.parser import COMMANDS, build_parser
 from benchmark.core.errors import BenchError, GateFailed
+from benchmark.core.runtime import fix_cpu_thread_count
+
+fix_cpu_thread_count()  # before anything loads torch: results must not depend on how busy the CPU is
 
 _HANDLERS = {"report": commands.cmd_report, "figures": commands.cmd_figures, "compare": commands.cmd_compare,
              "ls": commands.cmd_ls,

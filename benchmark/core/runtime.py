@@ -35,6 +35,15 @@ def resolve_device(name="auto"):
     return torch.device(name)
 
 
+def fix_cpu_thread_count() -> None:
+    """Keep MKL at the thread count it is given. By default (MKL_DYNAMIC on) MKL lowers its thread count when it
+    finds the CPU busy, which changes the order of its sums: the same run then gives different floats on a loaded
+    machine, and a worker beside another worker differs from an inline run (measured on the quick synthetic suite,
+    docs/scale-out.md). Must run before torch loads MKL; child processes (local and SLURM workers) inherit it. A
+    value the user set is kept."""
+    os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+
+
 def seed_everything(seed: int, *, deterministic: bool = True) -> dict[str, Any]:
     """Seed python, numpy and torch (all devices); set the deterministic flags. Returns what it set."""
     import numpy as np

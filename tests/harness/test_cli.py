@@ -185,3 +185,16 @@ def test_validate_fetch_and_lock_commands(tmp_path, fixtures, monkeypatch, capsy
     assert main(["fetch"]) == 2 and "fetch needs model names or --suite" in capsys.readouterr().err
     assert main(["lock", *tiny, "--data", data]) == 0
     assert "11 digest(s) already pinned or locked" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "FALSE"), ("TRUE", "TRUE")])
+def test_the_cli_keeps_mkl_at_its_thread_count_unless_told_otherwise(given, expected):
+    """MKL's dynamic threading changes float sums with the machine's load (docs/scale-out.md): the CLI turns it
+    off before torch loads, in a fresh interpreter, and keeps a value the user set."""
+    env = {k: v for k, v in os.environ.items() if k != "MKL_DYNAMIC"}
+    if given is not None:
+        env["MKL_DYNAMIC"] = given
+    code = "import os, sys, benchmark.cli; print(os.environ['MKL_DYNAMIC'], 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=REPO_ROOT).stdout.split()
+    assert out == [expected, "False"]
