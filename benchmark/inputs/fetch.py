@@ -316,13 +316,22 @@ def fetch_model(model: ModelManifest, *, root: Path | None = None, lock: LockFil
 
 def fetch_models(models: Iterable[Resolved | ModelManifest], *, root: Path | None = None,
                  lock: LockFile | None = None, progress: bool = True) -> list[FileStatus]:
-    """Fetch several models; the lock file (if given) is saved after each one, so an interruption keeps them."""
-    out = []
+    """Fetch several models; the lock file (if given) is saved after each one, so an interruption keeps them. A
+    missing user-supplied file stops nothing else: it is raised once the rest is fetched."""
+    out, user_missing = [], []
     for m in models:
         manifest = m.manifest if isinstance(m, Resolved) else m
-        out += fetch_model(manifest, root=root, lock=lock, progress=progress)
+        try:
+            out += fetch_model(manifest, root=root, lock=lock, progress=progress)
+        except MissingWeightsError as e:
+            if not is_user_supplied(manifest):
+                raise
+            user_missing.append(e)
         if lock is not None:
             lock.save()
+    if user_missing:
+        raise MissingWeightsError("; ".join(e.message for e in user_missing),
+                                  fix="; ".join(e.fix for e in user_missing if e.fix))
     return out
 
 

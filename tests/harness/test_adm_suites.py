@@ -177,6 +177,46 @@ def test_fetch_checks_and_locks_a_user_supplied_file_and_later_reads_check_it(tm
         fetch_model(manifest, root=tmp_path / "w", lock=lock)
 
 
+def test_a_missing_user_file_stops_the_fetch_of_the_others_only_at_the_end(tmp_path):
+    from benchmark.inputs.fetch import fetch_models
+    from benchmark.inputs.lock import LockFile, model_key
+    from benchmark.inputs.manifests import manifest_from_dict
+
+    user = ManifestRegistry().get("model", "metfaces-adm-p2@1").manifest
+    other = manifest_from_dict({"schema_version": 1, "kind": "model", "name": "tables", "version": 1,
+                                "description": "a downloadable file already on disk", "loader": "lpips-tables",
+                                "source": {"type": "url", "files": [{"path": "t.tsv",
+                                                                     "url": "https://example.invalid/t.tsv"}]}})
+    (tmp_path / "w" / "tables@1").mkdir(parents=True)
+    (tmp_path / "w" / "tables@1" / "t.tsv").write_text("0\t1\n")
+    lock = LockFile.load(tmp_path / "lock.json")
+    with pytest.raises(BenchError) as e:
+        fetch_models([user, other], root=tmp_path / "w", lock=lock)
+    assert "metface_p2.pt" in e.value.message and "OneDrive" in e.value.fix
+    assert LockFile.load(tmp_path / "lock.json").digest(model_key("tables@1"), "t.tsv") == sha256_file(
+        tmp_path / "w" / "tables@1" / "t.tsv")  # the other model was still checked and locked
+
+
+def test_a_user_source_takes_no_url_and_preprocessing_pil_bicubic_is_a_plain_pil_resize(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.core.errors import ManifestError
+    from benchmark.inputs.data import preprocess
+    from benchmark.inputs.manifests import manifest_from_dict
+
+    doc = yaml.safe_load((MANIFESTS_DIR / "models" / "afhq-dog-iddpm.yaml").read_text())
+    doc["source"]["files"][0]["url"] = "https://example.invalid/afhq_dog_4m.pt"
+    with pytest.raises(ManifestError, match="url"):
+        manifest_from_dict(doc)
+    spec = ManifestRegistry().get("dataset", "afhq-dog-val-first100@1").manifest.preprocessing
+    px = (torch.rand(512, 512, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
+    img = Image.fromarray(px)
+    expected = np.asarray(img.resize((256, 256)))  # Asyrp's AFHQ_dataset: resize with PIL's default filter
+    assert np.array_equal(preprocess(img, spec, 256), expected)
+    assert not np.array_equal(np.asarray(img.resize((256, 256), Image.BILINEAR)), expected)
+
+
 @pytest.mark.slow
 def test_afhq_dog_released_runs_end_to_end_on_tiny_stand_ins(tmp_path, fixtures, monkeypatch):
     from benchmark.inputs.lock_digests import lock_suite
