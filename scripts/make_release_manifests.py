@@ -9,9 +9,9 @@
   LPIPS rule at run time; t_boost per dataset; see `attribute_manifest`);
 - the LSUN base models (SDEdit's church_outdoor.ckpt and bedroom.ckpt, loader `ddpm-checkpoint` with the
   authors' config) and the authors' LPIPS tables per dataset (loader `lpips-tables`, fetched like weights).
-  The AFHQ-dog and METFACES base models (ILVR's afhq_dog_4m.pt, P2's metface_p2.pt) have no manifest: they have
-  no direct URL (the authors' README points to a OneDrive folder), and the schema has no source for a file the
-  user supplies (`local` means shipped inside the repository); so no data manifest or suite either.
+  The AFHQ-dog and METFACES base models (ILVR's afhq_dog_4m.pt, P2's metface_p2.pt) have no direct URL (the
+  authors' README points to a OneDrive folder): their manifests (`source: {type: user}`), data manifests and
+  suites are written by hand (manifests/models/afhq-dog-iddpm.yaml, metfaces-adm-p2.yaml), not by this script.
 
     python scripts/make_release_manifests.py [--datasets celeba_hq church bedroom dog metfaces] [--out manifests]
 """

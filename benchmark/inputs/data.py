@@ -94,7 +94,7 @@ def preprocess(img, spec: Preprocessing, size: int, *, where: str = "image") -> 
         return np.asarray(shorter_side_center_crop(img, size), dtype=np.uint8).copy()
     if img.size == (size, size):
         return np.asarray(img, dtype=np.uint8).copy()
-    img = img.resize((size, size), Image.BILINEAR)
+    img = img.resize((size, size), Image.BICUBIC if spec.resize == "pil-bicubic" else Image.BILINEAR)
     if spec.jpeg_quality is not None:
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=spec.jpeg_quality)

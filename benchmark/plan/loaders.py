@@ -86,6 +86,78 @@ def _ddpm_checkpoint(manifest, *, device, weights_root=None):
                                        missing_fix=f"run `{fetch_command([manifest.ref])}`")
 
 
+@LOADERS.register("adm-checkpoint")
+def _adm_checkpoint(manifest, *, device, weights_root=None):
+    """An iDDPM / ADM (guided-diffusion `UNetModel`) state dict, converted to a `UNet2DModel` by
+    `models.from_adm_checkpoint`: AFHQ-dog (ILVR) and METFACES (P2), user-supplied files. `loader_args.arch` names
+    an `models.ADM_ARCHS` entry or gives the `adm_unet_config` arguments inline (tests); `loader_args.schedule`
+    (beta_start, beta_end, num_diffusion_timesteps; default the authors' linear 1e-4 -> 0.02, T = 1000), as the
+    `ddpm-checkpoint` loader reads it. A learned σ (6 output channels) is left to `HSpaceUNet`, which returns the
+    ε half, as the authors' `denoising_step` does."""
+    import torch
+
+    import models
+
+    args = manifest.loader_args
+    arch = _adm_arch(manifest.ref, args.get("arch"))
+    path = weights_file(manifest, weights_root)
+    _check_weights_digest(manifest, path)
+    state = _load_state_dict(path)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        from benchmark.core.errors import DataError
+
+        raise DataError(f"{path} holds a {type(state).__name__}, not the bare `UNetModel` state dict the authors "
+                        "load (`model.load_state_dict(torch.load(path))`)",
+                        fix="supply the model file itself, not a training checkpoint")
+    schedule = models.ErmongroupConfig.from_args(manifest.ref, {}, args.get("schedule"))
+    unet = models.HSpaceUNet(models.from_adm_checkpoint(state, **arch))
+    model = models.DiffusionModel(unet, schedule.alphas_cumprod(), int(arch["image_size"]), models.PixelCodec(),
+                                  name=manifest.ref)
+    return model.to(device)
+
+
+def _load_state_dict(path: Path):
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        from benchmark.core.errors import BenchError
+
+        raise BenchError(f"{path} cannot be loaded safely (weights_only=True refused it): {e}",
+                         fix="supply the plain state dict the authors load") from None
+
+
+def _adm_arch(ref: str, arch) -> dict:
+    import models
+
+    if isinstance(arch, dict):
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
+    if arch not in models.ADM_ARCHS:
+        from benchmark.core.errors import UnknownNameError
+        from benchmark.core.registry import unknown_name_message
+
+        raise UnknownNameError(unknown_name_message(f"ADM architecture of {ref}", str(arch), list(models.ADM_ARCHS)),
+                               fix="name one of models.ADM_ARCHS in loader_args.arch, or give the arguments inline")
+    return dict(models.ADM_ARCHS[arch])
+
+
+def _check_weights_digest(manifest, path: Path) -> None:
+    """The file read is the one pinned or locked (a user-supplied file can change between validate and the
+    load); a file nobody has recorded yet was warned about by validate and is recorded by `lock`."""
+    from benchmark.core.errors import DigestMismatchError
+    from benchmark.core.hashing import sha256_file
+    from benchmark.inputs.lock import LockFile, model_key
+
+    f = manifest.files[0]
+    expected = f.sha256 or LockFile.load().digest(model_key(manifest.ref), f.path)
+    if expected is not None and (actual := sha256_file(path)) != expected:
+        raise DigestMismatchError(f"{path} has sha256 {actual}, expected {expected} (model {manifest.ref})",
+                                  fix=f"put the file recorded for {manifest.ref} back at {path}")
+
+
 @LOADERS.register("lpips-tables")
 def _lpips_tables(manifest, *, device=None, weights_root=None):
     """The authors' LPIPS tables (`utils/<prefix>_LPIPS_distance_*.tsv`) as `models.LpipsCurves`."""

@@ -69,7 +69,8 @@ def test_member_and_package_digests_match_the_code():
 
 
 @pytest.mark.parametrize("suite", ["paper-table", "official-checkpoints@1", "official-checkpoints@2",
-                                   "lsun-church-released", "lsun-bedroom-released"])
+                                   "lsun-church-released", "lsun-bedroom-released", "afhq-dog-released",
+                                   "metfaces-released"])
 @pytest.mark.parametrize("profile", [None, "tiny"])
 def test_every_suite_metric_names_a_backend_of_the_kind_its_metric_needs(suite, profile):
     from benchmark.inputs.manifests import ManifestRegistry, resolve_suite

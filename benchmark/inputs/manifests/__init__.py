@@ -64,6 +64,7 @@ from benchmark.inputs.manifests.schema_model import (
     RandomSource,
     Source,
     UrlSource,
+    UserSource,
     WeightFile,
 )
 from benchmark.inputs.manifests.schema_suite import (
@@ -87,8 +88,8 @@ __all__ = [
     # schema
     "SCHEMA_VERSION", "KINDS", "MANIFEST_CLASSES", "AnyManifest", "Sha256", "Revision", "ManifestName", "Ref",
     "ItemId", "check_relative_path", "GatedBand",
-    "ModelManifest", "WeightFile", "Source", "HubSource", "UrlSource", "LocalSource", "PackageSource",
-    "RandomSource",
+    "ModelManifest", "WeightFile", "Source", "HubSource", "UrlSource", "LocalSource", "UserSource",
+    "PackageSource", "RandomSource",
     "DatasetManifest", "DatasetItem", "Distribution", "Preprocessing", "Selection",
     "AttributeManifest",
     "SuiteManifest", "MetricEntry", "Steps", "FtSpec", "FtVariant", "TrainSpec", "EditSpec", "TSelect",

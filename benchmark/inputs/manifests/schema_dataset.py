@@ -26,13 +26,15 @@ class Preprocessing(_Strict):
     - `resize: shorter-side-center-crop` = torchvision's `Resize(image_size)` then `CenterCrop(image_size)` on the
       PIL image, as DiffusionCLIP's LSUN dataset (which Asyrp reads) transforms the LSUN LMDB's images (their
       shorter side is already 256, so only the crop changes them).
+    - `resize: pil-bicubic` = PIL's BICUBIC, the filter of a plain `Image.resize((w, h))` (Pillow >= 7), which
+      Asyrp's `AFHQ_dataset` applies.
     - `jpeg_quality`: re-encode the resized image as JPEG with this quality (Pillow defaults otherwise) and decode
       it again, as the LMDB stores JPEG q=100; null skips the round trip.
     Images already at `image_size` are taken as they are (they are the LMDB's own bytes or canonical PNGs).
     """
 
     name: ManifestName
-    resize: Literal["pil-bilinear", "shorter-side-center-crop"] = "pil-bilinear"
+    resize: Literal["pil-bilinear", "pil-bicubic", "shorter-side-center-crop"] = "pil-bilinear"
     jpeg_quality: int | None = Field(default=None, ge=1, le=100)
 
 

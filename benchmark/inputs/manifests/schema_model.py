@@ -61,6 +61,24 @@ class LocalSource(_Strict):
     files: list[WeightFile] = Field(min_length=1)
 
 
+class UserSource(_Strict):
+    """Files the user supplies because no source can be downloaded from (e.g. a checkpoint behind a OneDrive or
+    Google Drive folder link): the user copies each one to `<weights>/<name>@<version>/<path>`, the place fetched
+    files go. `where` says, for a person, where the authors say to get it. `fetch` never downloads it, only checks
+    it; a null sha256 is recorded by `lock` (or `fetch`) on first use and checked on every later read."""
+
+    type: Literal["user"]
+    where: str = Field(min_length=1)
+    files: list[WeightFile] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_urls(self) -> UserSource:
+        with_url = [f.path for f in self.files if f.url]
+        if with_url:
+            raise ValueError(f"user source: files {with_url} name a `url`; a downloadable file is a `url` source")
+        return self
+
+
 class PackageSource(_Strict):
     """Files a pip package installs (paths relative to the folder of its import `module`), e.g. dlib's face models
     in face-recognition-models: nothing to download, but the digests are still pinned and checked."""
@@ -80,7 +98,7 @@ class RandomSource(_Strict):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
-Source = Annotated[HubSource | UrlSource | LocalSource | PackageSource | RandomSource, Field(discriminator="type")]
+Source = Annotated[HubSource | UrlSource | LocalSource | UserSource | PackageSource | RandomSource, Field(discriminator="type")]
 
 
 class ModelManifest(_Header):
