@@ -5,7 +5,8 @@ Every loader is used by at least one model manifest; every model manifest is rou
 `LOADERS`, a metric back-end registered under its name, or the released-f_t checkpoint loader). A manifest whose
 weights need no download (`source: random` or `local`) loads offline through its loader into the documented kind of
 object: a `models.DiffusionModel` with h-space access (`LOADER_KINDS` "diffusion"), or an open_clip
-`(model, tokenizer)` pair ("clip"), or the authors' LPIPS tables as `models.LpipsCurves` ("curves"). A manifest whose weights are fetched (`hub`, `url`) is only resolved.
+`(model, tokenizer)` pair ("clip"), or the authors' LPIPS tables as `models.LpipsCurves` ("curves"). A manifest whose weights are fetched (`hub`, `url`) or copied in by the user (`user`) is
+only resolved.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ REGISTRY = ManifestRegistry()
 MODEL_REFS = REGISTRY.names("model")
 # The kind of object each loader returns (docs/architecture.md): a loader registered without one here fails.
 LOADER_KINDS = {"diffusers-unet2d": "diffusion", "diffusers-ldm": "diffusion", "ddpm-checkpoint": "diffusion",
-                "synthetic-ddpm": "diffusion", "open-clip": "clip", "synthetic-clip": "clip",
+                "synthetic-ddpm": "diffusion", "adm-checkpoint": "diffusion", "open-clip": "clip",
+                "synthetic-clip": "clip",
                 "lpips-tables": "curves"}
 # Model manifests that no loader of LOADERS loads: the authors' released f_t (`models.load_official_ft`).
 FT_CHECKPOINT_LOADER = "asyrp-deltablock"
