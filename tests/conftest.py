@@ -25,7 +25,7 @@ def pytest_configure(config):
 
 #: the longest test files, measured in CI; handed out first (pyproject's `--no-loadscope-reorder` keeps this
 #: order under pytest-xdist) so that no worker is left alone with one of them at the end
-LONGEST_FIRST = ("test_rehearse.py", "test_scale_out_quick.py", "test_figures.py", "test_bias.py", "test_e2e.py",
+LONGEST_FIRST = ("test_rehearse.py", "test_scale_out_quick.py", "test_bias.py", "test_e2e.py",
                  "test_regression_synthetic.py", "test_executors.py")
 
 
