@@ -191,3 +191,13 @@ def test_known_answers_need_the_trained_strength_among_the_delta_h_scales():
         manifest_from_dict(suite)
     suite["edit"]["delta_h_scale"] = [2.0, 1.0]
     assert manifest_from_dict(suite).edit.delta_h_scale == [2.0, 1.0]
+
+
+def test_an_eta_the_sampler_would_not_apply_is_refused():
+    """The sampler always uses eta = 1 below t_boost: another value would be recorded in the results but ignored."""
+    suite = yaml.safe_load((MANIFESTS_DIR / "suites" / "synthetic.yaml").read_text())
+    suite["edit"]["eta_after_boost"] = 0.0
+    with pytest.raises(ManifestError, match=r"eta_after_boost=0\.0 is not supported.*t_boost to 0"):
+        manifest_from_dict(suite)
+    suite["edit"]["eta_after_boost"] = 1.0
+    assert manifest_from_dict(suite).edit.eta_after_boost == 1.0

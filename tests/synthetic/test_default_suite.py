@@ -34,8 +34,8 @@ def test_the_committed_full_run_is_of_the_current_default_suite(committed):
 
 @pytest.mark.xfail(strict=True, reason="finding, not yet fixed: the committed synthetic@2 run fails 2 of its 8 known "
                    "answers (tanned's target shift +0.012 < 0.1; smiling's S_dir CI includes 0), both of which "
-                   "synthetic@1 passed; narrowed down in docs/synthetic.md (the edit interval: t_edit 420 comes from CelebA's "
-                   "tables). Strict: it fails CI once they pass.")
+                   "synthetic@1 passed. docs/synthetic.md traces it to the loss CLIP rewarding off-manifold edits "
+                   "(skin pixels confirm the oracle). Strict: it fails CI once they pass.")
 def test_every_known_answer_passes_and_claims_are_reported(committed):
     known, claims = committed.known_answers(), committed.claims()
     assert len(known) == 8  # reconstruction floor, Δh = 0, three target shifts, three S_dir CIs

@@ -101,6 +101,16 @@ class EditSpec(_Strict):
     delta_h_scale: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
     eta_after_boost: float = 1.0
 
+    @field_validator("eta_after_boost")
+    @classmethod
+    def _eta_is_the_authors(cls, value: float) -> float:
+        # The sampler hard-codes the authors' quality boosting (eta = 1 below t_boost); a different value here
+        # would be recorded in the results but not applied, so it is refused instead of silently ignored.
+        if value != 1.0:
+            raise ValueError(f"eta_after_boost={value} is not supported: the sampler uses eta = 1 below t_boost "
+                             "(the authors' quality boosting); set the attribute's t_boost to 0 to sample without noise")
+        return value
+
 
 class TSelect(_Strict):
     """t_edit / t_boost from the base model's own LPIPS curves (the authors' rule, `models.t_select`) instead of
