@@ -194,7 +194,7 @@ def test_known_answers_need_the_trained_strength_among_the_delta_h_scales():
 
 
 def test_an_eta_the_sampler_would_not_apply_is_refused():
-    """The sampler always uses eta = 1 below t_boost: another value would be recorded in the results but ignored."""
+    """The sampler always uses eta = 1 below t_boost: another value would be accepted and silently ignored."""
     suite = yaml.safe_load((MANIFESTS_DIR / "suites" / "synthetic.yaml").read_text())
     suite["edit"]["eta_after_boost"] = 0.0
     with pytest.raises(ManifestError, match=r"eta_after_boost=0\.0 is not supported.*t_boost to 0"):

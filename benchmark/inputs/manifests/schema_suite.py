@@ -105,7 +105,7 @@ class EditSpec(_Strict):
     @classmethod
     def _eta_is_the_authors(cls, value: float) -> float:
         # The sampler hard-codes the authors' quality boosting (eta = 1 below t_boost); a different value here
-        # would be recorded in the results but not applied, so it is refused instead of silently ignored.
+        # would be accepted and silently not applied, so it is refused.
         if value != 1.0:
             raise ValueError(f"eta_after_boost={value} is not supported: the sampler uses eta = 1 below t_boost "
                              "(the authors' quality boosting); set the attribute's t_boost to 0 to sample without noise")
