@@ -19,7 +19,7 @@ import torch
 
 from benchmark.core.errors import DataError
 from benchmark.synthetic.renderer import CLASSES, FACTOR_NAMES, FACTOR_RANGES, IMAGE_SIZE
-from benchmark.synthetic.weights import load_clip, load_oracle, load_segmenter, shipped_file
+from benchmark.synthetic.weights import load_clip, load_oracle, load_segmenter, pinned_file, shipped_file
 from metrics.labels import LabelSet
 
 SYNTHETIC_LABELS = LabelSet("synthetic-face", CLASSES)
@@ -38,11 +38,6 @@ def _check_size(images: torch.Tensor, what: str) -> None:
     if tuple(images.shape[-2:]) != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"the synthetic {what} takes {IMAGE_SIZE}² images, got {tuple(images.shape[-2:])}",
                         fix="measure images of the synthetic world at their native size")
-
-
-def _verified(name: str, weights: Path | None) -> tuple[Path, str | None]:
-    path, sha = shipped_file(name)
-    return (Path(weights) if weights is not None else path), sha
 
 
 class SyntheticParser:
@@ -83,7 +78,7 @@ class OracleFactors:
 def _clip_loader(weights: Path | None, device: torch.device, preprocess: str = "open_clip"):
     from metrics.backends.clip import OpenClipEmbedder
 
-    path, sha = _verified("synthetic-clip", weights)
+    path, sha = pinned_file("synthetic-clip", weights)
     model, tokenizer = load_clip(path, sha)
     return OpenClipEmbedder(model, tokenizer, device=device, preprocess=preprocess)
 
@@ -98,17 +93,17 @@ def _parser_loader(weights: Path | None, device: torch.device, input_size: int =
         raise BenchError(f"the synthetic segmenter parses at {IMAGE_SIZE}² without ImageNet normalisation; got "
                          f"input_size={input_size}, normalize={normalize!r}",
                          fix=f"set the SC metric's options to {{input_size: {IMAGE_SIZE}, normalize: none}}")
-    path, sha = _verified("synthetic-segmenter", weights)
+    path, sha = pinned_file("synthetic-segmenter", weights)
     return SyntheticParser(load_segmenter(path, sha), device)
 
 
 def _identity_loader(weights: Path | None, device: torch.device):
-    path, sha = _verified("synthetic-oracle", weights)
+    path, sha = pinned_file("synthetic-oracle", weights)
     return OracleIdentity(load_oracle(path, sha), device)
 
 
 def _factor_loader(weights: Path | None, device: torch.device):
-    path, sha = _verified("synthetic-oracle", weights)
+    path, sha = pinned_file("synthetic-oracle", weights)
     return OracleFactors(load_oracle(path, sha), device)
 
 
@@ -120,7 +115,7 @@ def _torch_fidelity_extractor_class():
 
         def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
             super().__init__(name, features_list)
-            path, sha = _verified("synthetic-oracle", feature_extractor_weights_path)
+            path, sha = pinned_file("synthetic-oracle", feature_extractor_weights_path)
             self.oracle = load_oracle(path, sha)
 
         @staticmethod

@@ -36,6 +36,9 @@ class ClipTrainConfig:
     weight_decay: float = 0.05
     template_probability: float = 0.5
     seed: int = 0
+    # Half-width of a uniform per-image shift of the skin along the colour axis that neither tan nor green moves
+    # (`skin_nuisance_axis`), with the captions unchanged; 0 trains on the renders as they are.
+    skin_chroma_jitter: float = 0.0
 
 
 def build_clip(config: dict[str, Any] | None = None):
@@ -60,14 +63,40 @@ def clip_pixels(images_uint8: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def skin_nuisance_axis() -> torch.Tensor:
+    """Unit RGB axis orthogonal to both skin ramps of the renderer (tan and green).
+
+    In the renders skin colour only ever moves along those two ramps, so a CLIP trained on them alone may read
+    "tanned" off any colour change with a positive projection on its tan direction. A cheap one under an L1
+    reconstruction penalty is a warmer hue at constant brightness, which is not tan in this world: jittering the
+    skin along this axis under unchanged captions teaches the CLIP that it is not.
+    """
+    from benchmark.synthetic.renderer import skin_colour
+
+    base = torch.tensor(skin_colour(0.0, 0.0))
+    axis = torch.linalg.cross(torch.tensor(skin_colour(1.0, 0.0)) - base, torch.tensor(skin_colour(0.0, 1.0)) - base)
+    return (axis / axis.norm()).float()
+
+
+def jitter_skin_chroma(images_uint8: torch.Tensor, skin: torch.Tensor, amount: float,
+                       generator: torch.Generator) -> torch.Tensor:
+    """uint8 N×3×H×W with each image's `skin` pixels (bool N×H×W) shifted by s·axis, s ~ U(−amount, amount)."""
+    s = (torch.rand(len(images_uint8), generator=generator) * 2 - 1) * amount
+    shift = s.view(-1, 1, 1, 1) * skin_nuisance_axis().view(1, 3, 1, 1) * skin[:, None].float()
+    return ((images_uint8.float() / 255.0 + shift).clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
 def _lr_at(step: int, cfg: ClipTrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
 
 
-def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, log_every: int = 25):
-    """Contrastive training on (render, fresh random caption) pairs; returns (model, loss history)."""
+def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, skin: torch.Tensor | None = None,
+               log_every: int = 25):
+    """Contrastive training on (render, fresh random caption) pairs; returns (model, loss history).
+
+    `skin` (bool N×H×W, the renders' skin and nose pixels) is needed when `cfg.skin_chroma_jitter` > 0."""
     from benchmark.synthetic.captions import caption
     from models.clip_loss import IMAGENET_TEMPLATES
 
@@ -80,7 +109,10 @@ def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, log
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
+    if cfg.skin_chroma_jitter > 0 and skin is None:
+        raise ValueError("skin_chroma_jitter needs the renders' skin masks")
     pixels = clip_pixels(images)
+    jitter = torch.Generator().manual_seed(cfg.seed + 1)
     history, start = [], time.time()
     for step in range(cfg.steps):
         idx = torch.randint(0, len(factors), (cfg.batch_size,), generator=g)
@@ -90,7 +122,10 @@ def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, log
             if rng.random() < cfg.template_probability:
                 text = IMAGENET_TEMPLATES[rng.integers(len(IMAGENET_TEMPLATES))].format(text)
             texts.append(text)
-        image_features = F.normalize(model.encode_image(pixels[idx]), dim=-1)
+        batch = pixels[idx]
+        if cfg.skin_chroma_jitter > 0:
+            batch = clip_pixels(jitter_skin_chroma(images[idx], skin[idx], cfg.skin_chroma_jitter, jitter))
+        image_features = F.normalize(model.encode_image(batch), dim=-1)
         text_features = F.normalize(model.encode_text(tok(texts)), dim=-1)
         logits = model.logit_scale.exp() * image_features @ text_features.T
         # captions of different faces can coincide ("smiling face"); soft targets count every identical text

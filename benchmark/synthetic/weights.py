@@ -97,3 +97,27 @@ def shipped_file(model_name: str) -> tuple[Path, str | None]:
     if len(files) != 1:
         raise BenchError(f"model {manifest.ref} lists {len(files)} files; the synthetic world ships one per model")
     return local_path(manifest, files[0]), files[0].sha256
+
+
+def pinned_file(model_name: str, weights: str | Path | None = None) -> tuple[Path, str]:
+    """(path, pinned sha256) of the file to load for the synthetic model `model_name`.
+
+    Without `weights`, the shipped file of its model manifest. With `weights`, the digest comes from the version
+    of `model_name` whose manifest pins that path: a suite that names version 2 must not have its file checked
+    against version 1's digest.
+    """
+    if weights is None:
+        return shipped_file(model_name)
+    from benchmark.inputs.fetch import local_path
+    from benchmark.inputs.manifests.registry import ManifestRegistry
+
+    wanted = Path(weights).resolve()
+    versions = [lm.manifest for lm in ManifestRegistry().all("model") if lm.manifest.name == model_name]
+    for manifest in sorted(versions, key=lambda m: m.version):
+        for f in manifest.files:
+            if local_path(manifest, f).resolve() == wanted and f.sha256:
+                return wanted, f.sha256
+    raise BenchError(f"{wanted}: no version of the model manifest {model_name!r} pins this file, so there is no "
+                     "digest to check it against",
+                     fix=f"load a file that a {model_name} manifest lists, or publish the retrained weights: "
+                         f"{RETRAIN}")

@@ -184,6 +184,59 @@ def test_loaders_refuse_a_wrong_digest(tmp_path):
         load_oracle(copy, sha)
 
 
+def test_backend_weights_are_checked_against_the_version_that_pins_them(tmp_path, monkeypatch):
+    """A suite naming synthetic-clip@2 passes @2's file to the back-end; its digest must come from @2's manifest,
+    not from the file named synthetic-clip.yaml (version 1)."""
+    import yaml
+
+    from benchmark.synthetic.weights import pinned_file, shipped_file
+
+    shutil.copytree(REPO_ROOT / "manifests", tmp_path / "manifests")
+    doc = yaml.safe_load((tmp_path / "manifests" / "models" / "synthetic-clip.yaml").read_text())
+    other, other_sha = shipped_file("synthetic-segmenter")  # any shipped file other than version 1's
+    doc["version"] = 2
+    doc["source"]["files"][0].update(path=str(other.relative_to(REPO_ROOT)), sha256=other_sha,
+                                     size=other.stat().st_size)
+    (tmp_path / "manifests" / "models" / "synthetic-clip-2.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("ASYRP_MANIFESTS", str(tmp_path / "manifests"))
+
+    v1_path, v1_sha = shipped_file("synthetic-clip")
+    assert pinned_file("synthetic-clip") == (v1_path, v1_sha)
+    assert pinned_file("synthetic-clip", v1_path) == (v1_path.resolve(), v1_sha)
+    assert pinned_file("synthetic-clip", other) == (other.resolve(), other_sha)
+    with pytest.raises(BenchError, match="no version of the model manifest 'synthetic-clip' pins"):
+        pinned_file("synthetic-clip", shipped_file("synthetic-oracle")[0])
+
+
+def test_skin_chroma_jitter_moves_neither_tan_nor_green_nor_anything_but_skin():
+    from benchmark.synthetic.clip_model import jitter_skin_chroma, skin_nuisance_axis
+    from benchmark.synthetic.renderer import CLASS_INDEX, render_batch, skin_colour
+
+    axis = skin_nuisance_axis()
+    base = torch.tensor(skin_colour(0.0, 0.0))
+    for ramp in (torch.tensor(skin_colour(1.0, 0.0)) - base, torch.tensor(skin_colour(0.0, 1.0)) - base):
+        assert abs(float(axis @ ramp)) < 1e-6
+    assert abs(float(axis.norm()) - 1) < 1e-6
+
+    images, masks = render_batch([Factors(identity=i, tan=0.4) for i in range(16)])
+    skin = masks == CLASS_INDEX["skin"]
+    out = jitter_skin_chroma(images, skin, 0.1, torch.Generator().manual_seed(0))
+    shift = (out.float() - images.float()) / 255
+    sizes = []
+    for i in range(len(images)):
+        assert torch.equal(out[i][:, ~skin[i]], images[i][:, ~skin[i]])  # nothing but skin moves
+        moved = shift[i][:, skin[i]].mean(1)  # one colour offset per image
+        sizes.append(float(moved.norm()))
+        assert sizes[-1] <= 0.1 + 1 / 255
+        if sizes[-1] > 0.02:  # above uint8 rounding, it points along the axis
+            assert F_cos(moved, axis) > 0.99
+    assert max(sizes) > 0.05  # the half-width is used, not ignored
+
+
+def F_cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return abs(float(torch.nn.functional.cosine_similarity(a, b, dim=0)))
+
+
 def test_harness_loaders_build_the_ddpm_and_clip():
     import benchmark.synthetic  # noqa: F401  (registers the loaders)
     from benchmark.inputs.manifests import ManifestRegistry
