@@ -63,29 +63,6 @@ def clip_pixels(images_uint8: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def skin_nuisance_axis() -> torch.Tensor:
-    """Unit RGB axis orthogonal to both skin ramps of the renderer (tan and green).
-
-    In the renders skin colour only ever moves along those two ramps, so a CLIP trained on them alone may read
-    "tanned" off any colour change with a positive projection on its tan direction. A cheap one under an L1
-    reconstruction penalty is a warmer hue at constant brightness, which is not tan in this world: jittering the
-    skin along this axis under unchanged captions teaches the CLIP that it is not.
-    """
-    from benchmark.synthetic.renderer import skin_colour
-
-    base = torch.tensor(skin_colour(0.0, 0.0))
-    axis = torch.linalg.cross(torch.tensor(skin_colour(1.0, 0.0)) - base, torch.tensor(skin_colour(0.0, 1.0)) - base)
-    return (axis / axis.norm()).float()
-
-
-def jitter_skin_chroma(images_uint8: torch.Tensor, skin: torch.Tensor, amount: float,
-                       generator: torch.Generator) -> torch.Tensor:
-    """uint8 N×3×H×W with each image's `skin` pixels (bool N×H×W) shifted by s·axis, s ~ U(−amount, amount)."""
-    s = (torch.rand(len(images_uint8), generator=generator) * 2 - 1) * amount
-    shift = s.view(-1, 1, 1, 1) * skin_nuisance_axis().view(1, 3, 1, 1) * skin[:, None].float()
-    return ((images_uint8.float() / 255.0 + shift).clamp(0, 1) * 255.0).round().to(torch.uint8)
-
-
 def _lr_at(step: int, cfg: ClipTrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -98,6 +75,7 @@ def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, ski
 
     `skin` (bool N×H×W, the renders' skin and nose pixels) is needed when `cfg.skin_chroma_jitter` > 0."""
     from benchmark.synthetic.captions import caption
+    from benchmark.synthetic.clip_data import jitter_skin_chroma
     from models.clip_loss import IMAGENET_TEMPLATES
 
     torch.manual_seed(cfg.seed)

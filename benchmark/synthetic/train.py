@@ -150,7 +150,24 @@ def attribute_pairs(n: int = 48, seed: int = 5) -> dict[str, tuple[torch.Tensor,
 TEST_PAIR_OFFSET = 100  # pairs come from test-stream faces after the 100 of the shipped test split
 
 
-def train_clip_stage(out: Path, skin_chroma_jitter: float = 0.0) -> None:
+def ddpm_versions_of(images: torch.Tensor, factors: list) -> tuple[torch.Tensor, list, dict]:
+    """(SDEdit versions of `images` by the shipped DDPM, their factors as the shipped oracle reads them, provenance)."""
+    from benchmark.synthetic.backends import OracleFactors
+    from benchmark.synthetic.clip_data import DdpmVersionsConfig, oracle_factors, sdedit_versions
+    from benchmark.synthetic.weights import load_ddpm, load_oracle, shipped_file
+
+    cfg = DdpmVersionsConfig()
+    ddpm_file, oracle_file = shipped_file("synthetic-ddpm"), shipped_file("synthetic-oracle")
+    versions = sdedit_versions(load_ddpm(*ddpm_file), images, cfg)
+    oracle = OracleFactors(load_oracle(*oracle_file), torch.device("cpu"))
+    with torch.no_grad():
+        readings = torch.cat([oracle.measure(versions[s:s + 200]) for s in range(0, len(versions), 200)])
+    provenance = {**cfg.to_dict(), "captions": "oracle readings", "ddpm_sha256": ddpm_file[1],
+                  "oracle_sha256": oracle_file[1]}
+    return versions, oracle_factors(factors, readings), provenance
+
+
+def train_clip_stage(out: Path, skin_chroma_jitter: float = 0.0, ddpm_versions: bool = False) -> None:
     from benchmark.synthetic.captions import PROMPTS
     from benchmark.synthetic.clip_model import (
         CLIP_CONFIG,
@@ -165,9 +182,14 @@ def train_clip_stage(out: Path, skin_chroma_jitter: float = 0.0) -> None:
     start = time.time()
     images, masks, factors, _ = person_pool(WORLD_POOL)
     skin = (masks == CLASS_INDEX["skin"]) | (masks == CLASS_INDEX["nose"])  # the nose is skin colour, darker
+    versions_provenance = None
+    if ddpm_versions:  # one version per render, so half of what the CLIP sees is DDPM output
+        versions, version_factors, versions_provenance = ddpm_versions_of(images, factors)
+        images, factors, skin = torch.cat([images, versions]), factors + version_factors, torch.cat([skin, skin])
     model, history = train_clip(images, factors, cfg, skin=skin)
     cosines = directional_cosines(model, attribute_pairs(), PROMPTS)
-    meta = {"config": CLIP_CONFIG, "tokenizer": TOKENIZER_NAME, "train": {**cfg.__dict__, "pool": WORLD_POOL},
+    meta = {"config": CLIP_CONFIG, "tokenizer": TOKENIZER_NAME,
+            "train": {**cfg.__dict__, "pool": WORLD_POOL, "ddpm_versions": versions_provenance},
             "wall_s": round(time.time() - start, 1), "final_loss_mean_last50": sum(history[-50:]) / 50,
             "directional_cosine": cosines, "torch": torch.__version__}
     print(f"clip directional cosines {cosines}", file=sys.stderr)
@@ -221,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="train the CLIP with each render's skin shifted by up to ±W along the colour axis that "
                         "neither tan nor green moves, captions unchanged (default 0: the recipe of the shipped "
                         "synthetic-clip@1; docs/synthetic.md says why 0.1 is the candidate for a next version)")
+    p.add_argument("--clip-ddpm-versions", action="store_true",
+                   help="also train the CLIP on one SDEdit version of each render by the shipped DDPM, captioned by "
+                        "the shipped oracle's reading of it (default off: the recipe of synthetic-clip@1)")
     args = p.parse_args(argv)
     if not 0.0 <= args.clip_skin_chroma_jitter <= 0.5:
         p.error(f"--clip-skin-chroma-jitter must lie in [0, 0.5], got {args.clip_skin_chroma_jitter}")
@@ -239,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     timings = {}
     for name in args.only:
         start = time.time()
-        options = {"skin_chroma_jitter": args.clip_skin_chroma_jitter} if name == "clip" else {}
+        options = ({"skin_chroma_jitter": args.clip_skin_chroma_jitter, "ddpm_versions": args.clip_ddpm_versions}
+                   if name == "clip" else {})
         STAGES[name](args.out, **options)
         timings[name] = round(time.time() - start, 1)
     print(json.dumps({"wall_s": timings}), file=sys.stderr)

@@ -209,7 +209,7 @@ def test_backend_weights_are_checked_against_the_version_that_pins_them(tmp_path
 
 
 def test_skin_chroma_jitter_moves_neither_tan_nor_green_nor_anything_but_skin():
-    from benchmark.synthetic.clip_model import jitter_skin_chroma, skin_nuisance_axis
+    from benchmark.synthetic.clip_data import jitter_skin_chroma, skin_nuisance_axis
     from benchmark.synthetic.renderer import CLASS_INDEX, render_batch, skin_colour
 
     axis = skin_nuisance_axis()
@@ -231,6 +231,32 @@ def test_skin_chroma_jitter_moves_neither_tan_nor_green_nor_anything_but_skin():
         if sizes[-1] > 0.02:  # above uint8 rounding, it points along the axis
             assert F_cos(moved, axis) > 0.99
     assert max(sizes) > 0.05  # the half-width is used, not ignored
+
+
+def test_ddpm_versions_are_seeded_denoisings_captioned_by_the_oracle_reading():
+    from benchmark.synthetic.clip_data import DdpmVersionsConfig, oracle_factors, sdedit_versions
+    from benchmark.synthetic.renderer import FACTOR_NAMES, FACTOR_RANGES, render_batch
+    from benchmark.synthetic.weights import load_ddpm, shipped_file
+
+    faces = [Factors(identity=i, mouth_curvature=0.5, tan=0.3) for i in range(2)]
+    images, _ = render_batch(faces)
+    ddpm = load_ddpm(*shipped_file("synthetic-ddpm"))
+    cfg = DdpmVersionsConfig(noise_levels=(300,), n_steps=4, chunk=1)
+    a, b = sdedit_versions(ddpm, images, cfg), sdedit_versions(ddpm, images, cfg)
+    assert a.dtype == torch.uint8 and a.shape == images.shape and torch.equal(a, b)
+    change = (a.float() - images.float()).abs().mean() / 255
+    assert 0.002 < float(change) < 0.2  # a denoised version of the face, neither the render nor noise
+    assert not torch.equal(sdedit_versions(ddpm, images, DdpmVersionsConfig(noise_levels=(300,), n_steps=4,
+                                                                            chunk=1, seed=4)), a)
+
+    readings = torch.full((2, len(FACTOR_NAMES)), 5.0)  # out of every range: clipped to its upper end
+    readings[1] = -5.0
+    relabelled = oracle_factors(faces, readings)
+    assert [f.identity for f in relabelled] == [0, 1]
+    assert all(getattr(relabelled[0], n) == FACTOR_RANGES[n][1] for n in FACTOR_NAMES)
+    assert all(getattr(relabelled[1], n) == FACTOR_RANGES[n][0] for n in FACTOR_NAMES)
+    with pytest.raises(ValueError, match="do not fit"):
+        oracle_factors(faces, readings[:, :3])
 
 
 def F_cos(a: torch.Tensor, b: torch.Tensor) -> float:
