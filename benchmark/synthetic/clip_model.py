@@ -89,7 +89,8 @@ def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, ski
                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
     if cfg.skin_chroma_jitter > 0 and skin is None:
         raise ValueError("skin_chroma_jitter needs the renders' skin masks")
-    pixels = clip_pixels(images)
+    # with the jitter every batch is normalised after its shift, so the whole pool is not normalised up front
+    pixels = None if cfg.skin_chroma_jitter > 0 else clip_pixels(images)
     jitter = torch.Generator().manual_seed(cfg.seed + 1)
     history, start = [], time.time()
     for step in range(cfg.steps):
@@ -100,9 +101,10 @@ def train_clip(images: torch.Tensor, factors: list, cfg: ClipTrainConfig, *, ski
             if rng.random() < cfg.template_probability:
                 text = IMAGENET_TEMPLATES[rng.integers(len(IMAGENET_TEMPLATES))].format(text)
             texts.append(text)
-        batch = pixels[idx]
-        if cfg.skin_chroma_jitter > 0:
+        if pixels is None:
             batch = clip_pixels(jitter_skin_chroma(images[idx], skin[idx], cfg.skin_chroma_jitter, jitter))
+        else:
+            batch = pixels[idx]
         image_features = F.normalize(model.encode_image(batch), dim=-1)
         text_features = F.normalize(model.encode_text(tok(texts)), dim=-1)
         logits = model.logit_scale.exp() * image_features @ text_features.T

@@ -229,7 +229,7 @@ def test_skin_chroma_jitter_moves_neither_tan_nor_green_nor_anything_but_skin():
         sizes.append(float(moved.norm()))
         assert sizes[-1] <= 0.1 + 1 / 255
         if sizes[-1] > 0.02:  # above uint8 rounding, it points along the axis
-            assert F_cos(moved, axis) > 0.99
+            assert _abs_cosine(moved, axis) > 0.99
     assert max(sizes) > 0.05  # the half-width is used, not ignored
 
 
@@ -259,7 +259,7 @@ def test_ddpm_versions_are_seeded_denoisings_captioned_by_the_oracle_reading():
         oracle_factors(faces, readings[:, :3])
 
 
-def F_cos(a: torch.Tensor, b: torch.Tensor) -> float:
+def _abs_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return abs(float(torch.nn.functional.cosine_similarity(a, b, dim=0)))
 
 
