@@ -14,7 +14,10 @@ earlier than LPIPS on CelebA, so every attribute got t_edit = 102 (= t_boost), a
 4 test images) destroyed the faces. Those curves and choices are still computed and written to
 `results/synthetic-world/t_select.json` as evidence.
 
-    python -m benchmark.synthetic.attributes      # recompute and write manifests/attributes/synthetic-*.yaml
+    python -m benchmark.synthetic.attributes [--clip synthetic-clip@N] [--version N]
+
+recomputes them and writes `manifests/attributes/synthetic-*.yaml`. The text cosine is the CLIP's, so a new CLIP
+means new attribute versions: `--version N` moves the current ones to `synthetic-NAME-vK.yaml` and writes version N.
 """
 
 from __future__ import annotations
@@ -85,10 +88,20 @@ def authors_rule(cosines: dict[str, float], tables) -> dict:
             "t_edit": {name: select_t_edit(x0t, cos) for name, cos in cosines.items()}}
 
 
-def attribute_doc(name: str, t_edit: int, t_boost: int, cos: float) -> dict:
+def t_select_name(version: int) -> str:
+    """The evidence file of an attribute version's t_edit choice (curves, cosines, the rejected substitute)."""
+    return "t_select.json" if version == 1 else f"t_select-v{version}.json"
+
+
+def attribute_doc(name: str, t_edit: int, t_boost: int, cos: float, *, version: int = 1,
+                  clip: str = "synthetic-clip@1") -> dict:
     target, domain, factor, direction, description = ATTRIBUTES[name]
+    # version 1's words are kept as they were released; later versions name their CLIP and their evidence file
+    whose = "the synthetic CLIP's" if version == 1 else f"{clip}'s"
+    rejected = ("a substitute distance gave t_edit = 102 and destroyed the faces" if version == 1 else
+                f"a substitute distance was rejected, results/synthetic-world/{t_select_name(version)}")
     return {
-        "schema_version": 1, "kind": "attribute", "name": f"synthetic-{name}", "version": 1,
+        "schema_version": 1, "kind": "attribute", "name": f"synthetic-{name}", "version": version,
         "description": f"{description} (synthetic world; the oracle measures it as `{factor}`, {direction}).",
         "source_prompt": NEUTRAL_PROMPT, "target_prompt": target, "domain": domain,
         "t_edit": t_edit, "t_boost": min(t_boost, t_edit), "lambda_clip": 0.8, "lambda_recon": 3.0,
@@ -96,43 +109,52 @@ def attribute_doc(name: str, t_edit: int, t_boost: int, cos: float) -> dict:
         "provenance": (f"Prompts from the caption vocabulary (benchmark/synthetic/captions.py). t_edit and t_boost by "
                        "the authors' rule (min t with LPIPS(x, P_t) >= 0.33 cos; min t with LPIPS(x, x_t) >= 1.2) "
                        "on the authors' CelebA-HQ tables (kwonminki/Asyrp_official@a6c82dc "
-                       "utils/celeba_LPIPS_distance_{x0_t,x}.tsv) with the synthetic CLIP's text cosine "
+                       "utils/celeba_LPIPS_distance_{x0_t,x}.tsv) with "
+                       f"{whose} text cosine "
                        f"cos(E_T('face'), E_T('{target}')) = {cos:.4f}: same linear schedule as synthetic-ddpm@1, "
                        "but CelebA's image statistics (LPIPS-AlexNet is not available offline to make this world's "
-                       "own curves; a substitute distance gave t_edit = 102 and destroyed the faces, see "
+                       f"own curves; {rejected}, see "
                        "benchmark/synthetic/attributes.py, which wrote this file). lambda_clip 0.8 and lambda_recon 3 "
                        "as the paper's in-domain CelebA settings."),
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     import yaml
 
     from benchmark.core.atomic import write_json, write_text
     from benchmark.core.paths import REPO_ROOT, RESULTS_DIR, fixtures_dir, manifests_dir
     from benchmark.inputs.data import load_dataset
     from benchmark.inputs.manifests import load_manifest, manifest_from_dict
-    from benchmark.synthetic.weights import load_clip, load_ddpm, load_oracle, shipped_file
+    from benchmark.synthetic.publish import make_room_for_version
+    from benchmark.synthetic.weights import load_clip, load_ddpm, load_oracle, manifest_file, shipped_file
 
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clip", default="synthetic-clip@1", help="the CLIP whose text cosines set t_edit (default %(default)s)")
+    p.add_argument("--version", type=int, default=1, help="the attribute version to write (default %(default)s)")
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     model = load_ddpm(*shipped_file("synthetic-ddpm"))
     oracle = load_oracle(*shipped_file("synthetic-oracle"))
-    clip_model, tokenizer = load_clip(*shipped_file("synthetic-clip"))
+    clip_model, tokenizer = load_clip(*manifest_file(args.clip))
     manifest = load_manifest(manifests_dir() / "datasets" / "synthetic-test-first100.yaml").manifest
     images = load_dataset(manifest, REPO_ROOT, limit=CURVE_IMAGES, record=False).images
     rejected = choose_times(model, oracle, clip_model, tokenizer, images)
     cosines = {name: info["text_cosine"] for name, info in rejected["attributes"].items()}
     used = authors_rule(cosines, fixtures_dir() / "asyrp_official" / "tables")
-    chosen = {"used": {"rule": "authors' LPIPS tables (CelebA-HQ) with the synthetic CLIP's text cosine",
+    chosen = {"used": {"rule": f"authors' LPIPS tables (CelebA-HQ) with {args.clip}'s text cosine",
                        "text_cosine": cosines, **used},
               "rejected_substitute_distance": rejected}
     for name, cos in cosines.items():
-        doc = attribute_doc(name, used["t_edit"][name], used["t_boost"], cos)
+        doc = attribute_doc(name, used["t_edit"][name], used["t_boost"], cos, version=args.version, clip=args.clip)
         path = manifests_dir() / "attributes" / f"synthetic-{name}.yaml"
         manifest_from_dict(doc, path)
+        make_room_for_version(path, args.version)
         write_text(path, "# Written by `python -m benchmark.synthetic.attributes`; do not edit by hand.\n"
                    + yaml.safe_dump(doc, sort_keys=False, width=110))
-    write_json(RESULTS_DIR / "synthetic-world" / "t_select.json", chosen)
+    write_json(RESULTS_DIR / "synthetic-world" / t_select_name(args.version), chosen)
     print(chosen["used"], file=sys.stderr)
     return 0
 

@@ -66,6 +66,8 @@ def _save(out: Path, name: str, state: dict[str, torch.Tensor], meta: dict) -> N
     from benchmark.core.atomic import save_safetensors, write_json
 
     tensors = {k: v.detach().cpu().contiguous().float() for k, v in state.items()}
+    # the weights depend on the intra-op thread count (reduction order), so a rerun of the recipe needs it
+    meta = {**meta, "threads": torch.get_num_threads()}
     save_safetensors(out / f"{name}.safetensors", tensors, metadata={"info": json.dumps(meta, sort_keys=True)})
     write_json(out / f"{name}.json", meta)
 
@@ -246,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip-ddpm-versions", action="store_true",
                    help="also train the CLIP on one SDEdit version of each render by the shipped DDPM, captioned by "
                         "the shipped oracle's reading of it (default off: the recipe of synthetic-clip@1)")
+    p.add_argument("--version", type=int, default=1,
+                   help="publish: the model version to write (default 1). A higher version keeps the earlier ones: "
+                        "their manifests move to synthetic-NAME-vN.yaml and their files stay shipped")
     args = p.parse_args(argv)
     if not 0.0 <= args.clip_skin_chroma_jitter <= 0.5:
         p.error(f"--clip-skin-chroma-jitter must lie in [0, 0.5], got {args.clip_skin_chroma_jitter}")
@@ -253,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "publish":
         from benchmark.synthetic.publish import publish
 
-        publish(args.out)
+        publish(args.out, version=args.version)
         return 0
     global POOL_CACHE
     POOL_CACHE = args.out / "pools"

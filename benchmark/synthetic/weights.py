@@ -65,11 +65,36 @@ def load_ddpm(path: str | Path, sha256: str | None, *, device="cpu", name: str =
 
 def load_clip(path: str | Path, sha256: str | None, *, device="cpu"):
     """(open_clip CLIP, tokenizer)."""
-    from benchmark.synthetic.clip_model import build_clip, tokenizer
+    from benchmark.synthetic.clip_model import build_clip, expand_token_rows, tokenizer
 
     tensors, meta = read_verified(path, sha256)
-    model = _load_strict(build_clip(meta.get("config")), tensors, Path(path))
+    model = build_clip(meta.get("config"))
+    try:
+        tensors, stored_rows = expand_token_rows(tensors, model.token_embedding.num_embeddings)
+    except ValueError as err:
+        raise BenchError(f"{path}: {err}", fix=f"retrain and publish the synthetic models: {RETRAIN}") from err
+    model = _load_strict(model, tensors, Path(path))
+    if stored_rows is not None:
+        _refuse_unstored_tokens(model, stored_rows, Path(path))
     return model.to(device), tokenizer()
+
+
+def _refuse_unstored_tokens(model: torch.nn.Module, stored_rows: torch.Tensor, path: Path) -> None:
+    """Make text with a token whose embedding row the file leaves out an error instead of a silent zero row."""
+
+    def check(_module, inputs):
+        ids = inputs[0]
+        unknown = ~torch.isin(ids, stored_rows.to(ids.device))
+        if bool(unknown.any()):
+            from benchmark.synthetic.clip_model import tokenizer
+
+            missing = sorted(set(ids[unknown].tolist()))
+            words = tokenizer().decode(missing[:10]).strip()
+            raise BenchError(f"{path.name} knows only the tokens of its training captions; {len(missing)} token(s) "
+                             f"of this text are not among them ({words!r})",
+                             fix="write the prompt in the caption vocabulary of benchmark/synthetic/captions.py")
+
+    model.token_embedding.register_forward_pre_hook(check)
 
 
 def load_oracle(path: str | Path, sha256: str | None, *, device="cpu"):
@@ -87,16 +112,29 @@ def load_segmenter(path: str | Path, sha256: str | None, *, device="cpu"):
 
 
 def shipped_file(model_name: str) -> tuple[Path, str | None]:
-    """(path in the repo, pinned sha256) of a shipped model's single file, from its model manifest."""
+    """(path in the repo, pinned sha256) of a shipped model's single file, from its latest model manifest.
+
+    Read by file name (`synthetic-NAME.yaml` holds the latest version), which is much cheaper than the registry."""
     from benchmark.core.paths import manifests_dir
-    from benchmark.inputs.fetch import local_path
     from benchmark.inputs.manifests import load_manifest
 
-    manifest = load_manifest(manifests_dir() / "models" / f"{model_name}.yaml").manifest
-    files = manifest.files
-    if len(files) != 1:
-        raise BenchError(f"model {manifest.ref} lists {len(files)} files; the synthetic world ships one per model")
-    return local_path(manifest, files[0]), files[0].sha256
+    return _single_file(load_manifest(manifests_dir() / "models" / f"{model_name}.yaml").manifest)
+
+
+def manifest_file(ref: str) -> tuple[Path, str | None]:
+    """(path, pinned sha256) of the single file of the model manifest `ref` (`name@version`, or a bare name for the
+    latest version)."""
+    from benchmark.inputs.manifests.registry import ManifestRegistry
+
+    return _single_file(ManifestRegistry().get("model", ref).manifest)
+
+
+def _single_file(manifest) -> tuple[Path, str | None]:
+    from benchmark.inputs.fetch import local_path
+
+    if len(manifest.files) != 1:
+        raise BenchError(f"model {manifest.ref} lists {len(manifest.files)} files; the synthetic world ships one per model")
+    return local_path(manifest, manifest.files[0]), manifest.files[0].sha256
 
 
 def pinned_file(model_name: str, weights: str | Path | None = None) -> tuple[Path, str]:
