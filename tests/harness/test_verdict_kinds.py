@@ -15,6 +15,7 @@ from benchmark.outputs.results import Band, MetricValue, ReferenceValue
 KNOWN_ANSWER_CHECKS = {"reconstruction_psnr", "zero_delta_exact", "target_shift", "sdir_ci_low"}
 UNSEEN = "synthetic-zombie"
 SYNTHETIC_1_DIGEST = "19bc7d1dccab75544d3f112e7add4e087b7c0e3ab03ab2b7420790d5e77d5cf4"
+SYNTHETIC_2_DIGEST = "6fea57a02704d4873a297404332ac909b4e3ce4e67bb8d79fb38058be22999cc"
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +37,10 @@ def test_kind_is_written_or_derived_from_a_legacy_gate():
             KnownAnswerCheck(**bad)
 
 
-def test_the_default_suite_is_synthetic_2_with_a_kind_on_every_check(registry):
+def test_the_default_suite_is_synthetic_3_with_a_kind_on_every_check(registry):
     loaded = registry.get("suite", "synthetic")
     suite = loaded.manifest
-    assert suite.ref == "synthetic@2"
+    assert suite.ref == "synthetic@3"
     written = [*loaded.document["known_answers"]["checks"],
                *(c for p in loaded.document["profiles"].values() for c in p["overrides"].get("known_answers", {})
                  .get("checks", []))]
@@ -57,6 +58,15 @@ def test_released_synthetic_1_is_unchanged(registry):
     assert loaded.digest == SYNTHETIC_1_DIGEST
     kinds = {(c.check, c.attribute, c.kind) for c in loaded.manifest.known_answers.checks}
     assert ("non_target_shift", "synthetic-smiling", "known_answer") in kinds  # it gated then, so it gates now
+
+
+def test_released_synthetic_2_is_unchanged(registry):
+    """synthetic@3 changed the CLIP and the attributes; synthetic@2 keeps the digest its committed runs record, and
+    with it synthetic-clip@1 and the @1 attributes."""
+    loaded = registry.get("suite", "synthetic@2")
+    assert loaded.digest == SYNTHETIC_2_DIGEST
+    assert loaded.manifest.clip_loss_model == "synthetic-clip@1"
+    assert all(ref.endswith("@1") for ref in loaded.manifest.attributes)
 
 
 def test_paper_table_claims_use_the_same_vocabulary(registry):

@@ -184,30 +184,6 @@ def test_loaders_refuse_a_wrong_digest(tmp_path):
         load_oracle(copy, sha)
 
 
-def test_backend_weights_are_checked_against_the_version_that_pins_them(tmp_path, monkeypatch):
-    """A suite naming synthetic-clip@2 passes @2's file to the back-end; its digest must come from @2's manifest,
-    not from the file named synthetic-clip.yaml (version 1)."""
-    import yaml
-
-    from benchmark.synthetic.weights import pinned_file, shipped_file
-
-    shutil.copytree(REPO_ROOT / "manifests", tmp_path / "manifests")
-    doc = yaml.safe_load((tmp_path / "manifests" / "models" / "synthetic-clip.yaml").read_text())
-    other, other_sha = shipped_file("synthetic-segmenter")  # any shipped file other than version 1's
-    doc["version"] = 2
-    doc["source"]["files"][0].update(path=str(other.relative_to(REPO_ROOT)), sha256=other_sha,
-                                     size=other.stat().st_size)
-    (tmp_path / "manifests" / "models" / "synthetic-clip-2.yaml").write_text(yaml.safe_dump(doc))
-    monkeypatch.setenv("ASYRP_MANIFESTS", str(tmp_path / "manifests"))
-
-    v1_path, v1_sha = shipped_file("synthetic-clip")
-    assert pinned_file("synthetic-clip") == (v1_path, v1_sha)
-    assert pinned_file("synthetic-clip", v1_path) == (v1_path.resolve(), v1_sha)
-    assert pinned_file("synthetic-clip", other) == (other.resolve(), other_sha)
-    with pytest.raises(BenchError, match="no version of the model manifest 'synthetic-clip' pins"):
-        pinned_file("synthetic-clip", shipped_file("synthetic-oracle")[0])
-
-
 def test_skin_chroma_jitter_moves_neither_tan_nor_green_nor_anything_but_skin():
     from benchmark.synthetic.clip_data import jitter_skin_chroma, skin_nuisance_axis
     from benchmark.synthetic.renderer import CLASS_INDEX, render_batch, skin_colour
