@@ -168,6 +168,9 @@ ATTRIBUTES_CHECKED = ("smiling", "tanned")
 # autoencoder's reconstruction, so the curve starts at 0 as for a pixel model. Both are run and reported.
 CURVE_REFERENCES = ("input", "autoencoder")
 TRAIN_SET = "synthetic-train-first64@1"
+# The loss CLIP of the attribute check, pinned: results/synthetic-ldm/ was made with it, and a newer CLIP would
+# change what a rerun means.
+CLIP_REF = "synthetic-clip@1"
 N_TRAIN = 32  # as the synthetic suite trains its f_t
 
 
@@ -176,12 +179,12 @@ def _attribute_check():
     from benchmark.core.errors import BenchError
 
     try:
-        from benchmark.synthetic.weights import shipped_file
+        from benchmark.synthetic.weights import manifest_file
 
-        for name in ("synthetic-clip", "synthetic-oracle"):
-            path, sha = shipped_file(name)
+        for ref in (CLIP_REF, "synthetic-oracle"):
+            path, sha = manifest_file(ref)
             if sha is None or not Path(path).is_file():
-                raise BenchError(f"{name} is not shipped yet")
+                raise BenchError(f"{ref} is not shipped yet")
     except (BenchError, ImportError, OSError) as e:
         print(f"attribute shifts skipped: {e}", file=sys.stderr)
         return None
@@ -200,9 +203,9 @@ def check_attributes(model, pixels: torch.Tensor, inv, *, clip=None, oracle=None
     from benchmark.synthetic.attributes import ATTRIBUTES, CURVE_IMAGES
     from benchmark.synthetic.captions import NEUTRAL_PROMPT
     from benchmark.synthetic.renderer import FACTOR_NAMES
-    from benchmark.synthetic.weights import load_clip, load_oracle, shipped_file
+    from benchmark.synthetic.weights import load_clip, load_oracle, manifest_file, shipped_file
 
-    clip_model, tokenizer = clip or load_clip(*shipped_file("synthetic-clip"))
+    clip_model, tokenizer = clip or load_clip(*manifest_file(CLIP_REF))
     oracle = oracle or load_oracle(*shipped_file("synthetic-oracle"))
     # t_edit / t_boost for *this* model, by the authors' rule with the world's calibrated substitute distance
     times = _choose_times(model, oracle, clip_model, tokenizer, pixels[:CURVE_IMAGES], curve_reference, attributes)
