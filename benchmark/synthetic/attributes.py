@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.synthetic.weights import load_clip, load_ddpm, load_oracle, manifest_file, shipped_file
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clip", default="synthetic-clip@1", help="the CLIP whose text cosines set t_edit (default %(default)s)")
+    p.add_argument("--clip", default="synthetic-clip@1",
+                   help="the CLIP whose text cosines set t_edit (default %(default)s)")
     p.add_argument("--version", type=int, default=1, help="the attribute version to write (default %(default)s)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)

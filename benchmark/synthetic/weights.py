@@ -133,7 +133,8 @@ def _single_file(manifest) -> tuple[Path, str | None]:
     from benchmark.inputs.fetch import local_path
 
     if len(manifest.files) != 1:
-        raise BenchError(f"model {manifest.ref} lists {len(manifest.files)} files; the synthetic world ships one per model")
+        raise BenchError(f"model {manifest.ref} lists {len(manifest.files)} files; "
+                         "the synthetic world ships one per model")
     return local_path(manifest, manifest.files[0]), manifest.files[0].sha256
 
 

@@ -183,8 +183,28 @@ def test_publishing_a_new_version_keeps_the_earlier_one(tmp_repo, tmp_path):
     model, tok = load_clip(tmp_repo / f2["path"], f2["sha256"])
     stored = {k: v.half().float() for k, v in _touched_clip(["smiling face"]).items()}  # shipped as float16
     with torch.no_grad():
-        assert torch.equal(model.encode_text(tok(["smiling face"])), _full_model(stored).encode_text(tok(["smiling face"])))
+        text = tok(["smiling face"])
+        assert torch.equal(model.encode_text(text), _full_model(stored).encode_text(text))
 
     with pytest.raises(BenchError, match="already holds version 2"):
         publish(tmp_path / "one", ["clip"])
     assert yaml.safe_load((models / "synthetic-clip.yaml").read_text())["version"] == 2
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_attribute_writer_still_writes_each_released_version_word_for_word(version):
+    """`python -m benchmark.synthetic.attributes` learnt versions after @1 was released: given @1's inputs it must
+    still write @1's manifests unchanged, and @2's from @2's (a released manifest never changes)."""
+    import yaml
+
+    from benchmark.core.paths import RESULTS_DIR, manifests_dir
+    from benchmark.synthetic.attributes import ATTRIBUTES, attribute_doc, t_select_name
+
+    chosen = json.loads((RESULTS_DIR / "synthetic-world" / t_select_name(version)).read_text())["used"]
+    for name in ATTRIBUTES:
+        file = f"synthetic-{name}-v1.yaml" if version == 1 else f"synthetic-{name}.yaml"
+        released = yaml.safe_load((manifests_dir() / "attributes" / file).read_text())
+        assert released["version"] == version
+        doc = attribute_doc(name, chosen["t_edit"][name], chosen["t_boost"], chosen["text_cosine"][name],
+                            version=version, clip=f"synthetic-clip@{version}")
+        assert doc == released, name
