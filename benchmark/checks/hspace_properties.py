@@ -240,15 +240,18 @@ class EditContext:
 
         edits = [(f, float(c)) for f, c in edits if float(c) != 0.0]
         key = (tuple((id(f), c) for f, c in edits), float(scale) if edits else 0.0)
-        if delta_h is None and key in self._memo:
-            return self._memo[key]
+        remembered = self._memo.get(key) if delta_h is None else None
+        if remembered is not None and all(a is f for a, (f, _) in zip(remembered[0], edits, strict=True)):
+            return remembered[1]
         schedule = self.schedule.model_copy(update={"delta_scale": float(scale)})
         out = models.generate(self.model, self.x_T, edits, schedule,
                               self.noise() if self.noise is not None else None, delta_h=delta_h,
                               return_delta_h=return_delta_h or (delta_h is None and bool(edits)),
                               progress=self.progress)
         if delta_h is None:
-            self._memo[key] = out
+            # An id is an address that CPython gives to the next object once this one is freed: the f_t are kept
+            # with their generation, so that no other f_t can take their ids while the memo holds it.
+            self._memo[key] = (tuple(f for f, _ in edits), out)
         return out
 
     def plain(self) -> torch.Tensor:

@@ -181,6 +181,24 @@ def test_a_timestep_dependent_delta_h_is_not_consistent(ctx):
     assert run.scores["time_mean"].relative_distance.mean > 0.05
 
 
+def test_a_remembered_edit_is_never_served_to_another_f_t(ctx, monkeypatch):
+    """The context remembers generations by f_t. CPython gives a new object the id (the address) of one just
+    freed, and a memo keyed by id alone once served a new f_t the edit of a freed one (a test saw it happen: a
+    flipping Δh measured as perfectly consistent). Here every object gets the same id, as a reused address would."""
+    import weakref
+
+    context = P.EditContext(ctx.model, ctx.x_T, ctx.schedule, noise=ctx.noise)
+    monkeypatch.setattr(P, "id", lambda _obj: 1, raising=False)
+    first_ft = _constant_delta(ctx.model, seed=7)
+    alive = weakref.ref(first_ft)
+    first = context.generate([(first_ft, 1.0)]).images
+    del first_ft
+    assert alive() is not None  # the memo keeps it, so no other object can take its id
+    assert context.generate([(alive(), 1.0)]).images is first  # and the same f_t is remembered
+    other = _constant_delta(ctx.model, seed=8)
+    assert not torch.equal(context.generate([(other, 1.0)]).images, first)
+
+
 def test_combination_driver_builds_the_grid(ctx):
     a, b = _constant_delta(ctx.model, seed=1), _constant_delta(ctx.model, seed=2)
     run = P.run_combination(ctx, a, b, _mean_colour, (0, 2), ("red", "blue"), coefficients=(0.0, 0.5, 1.0))
