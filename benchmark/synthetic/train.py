@@ -88,7 +88,7 @@ def train_ddpm_stage(out: Path, steps: int | None = None) -> None:
     meta = {"config": DDPM_CONFIG, "train": {**cfg.__dict__, "pool": DDPM_POOL, "pool_seed": POOL_SEED["ddpm"],
                                              "green_excluded": True},
             "wall_s": round(time.time() - start, 1), "final_loss_mean_last100": sum(history[-100:]) / 100,
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+            "torch": torch.__version__}
     _save(out, "ddpm", ema.state_dict(), meta)
     print(f"ddpm done in {meta['wall_s']} s", file=sys.stderr)
 

@@ -73,23 +73,21 @@ def load_clip(path: str | Path, sha256: str | None, *, device="cpu"):
         tensors, stored_rows = expand_token_rows(tensors, model.token_embedding.num_embeddings)
     except ValueError as err:
         raise BenchError(f"{path}: {err}", fix=f"retrain and publish the synthetic models: {RETRAIN}") from err
-    model = _load_strict(model, tensors, Path(path))
+    model, tok = _load_strict(model, tensors, Path(path)), tokenizer()
     if stored_rows is not None:
-        _refuse_unstored_tokens(model, stored_rows, Path(path))
-    return model.to(device), tokenizer()
+        _refuse_unstored_tokens(model, stored_rows, tok, Path(path))
+    return model.to(device), tok
 
 
-def _refuse_unstored_tokens(model: torch.nn.Module, stored_rows: torch.Tensor, path: Path) -> None:
+def _refuse_unstored_tokens(model: torch.nn.Module, stored_rows: torch.Tensor, tok, path: Path) -> None:
     """Make text with a token whose embedding row the file leaves out an error instead of a silent zero row."""
 
     def check(_module, inputs):
         ids = inputs[0]
         unknown = ~torch.isin(ids, stored_rows.to(ids.device))
         if bool(unknown.any()):
-            from benchmark.synthetic.clip_model import tokenizer
-
             missing = sorted(set(ids[unknown].tolist()))
-            words = tokenizer().decode(missing[:10]).strip()
+            words = tok.decode(missing[:10]).strip()
             raise BenchError(f"{path.name} knows only the tokens of its training captions; {len(missing)} token(s) "
                              f"of this text are not among them ({words!r})",
                              fix="write the prompt in the caption vocabulary of benchmark/synthetic/captions.py")
